@@ -1,0 +1,173 @@
+#ifndef PAREDAO_CRABBITMQ_SHIM_H
+#define PAREDAO_CRABBITMQ_SHIM_H
+
+// <sys/time.h> must come first: <amqp.h> only forward-declares struct timeval.
+#include <sys/time.h>
+#include <stdio.h>
+#include <string.h>
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <amqp_framing.h>
+
+// Outcomes of paredao_amqp_wait_confirm and paredao_amqp_consume.
+enum {
+    PAREDAO_AMQP_TIMEOUT = 0,
+    PAREDAO_AMQP_ACK = 1,
+    PAREDAO_AMQP_NACK = 2,
+    PAREDAO_AMQP_DELIVERY = 3,
+    PAREDAO_AMQP_CLOSED = -1000,
+};
+
+static inline struct timeval paredao_timeval(long long micros) {
+    struct timeval tv;
+    tv.tv_sec = (time_t)(micros / 1000000);
+    tv.tv_usec = (suseconds_t)(micros % 1000000);
+    return tv;
+}
+
+// amqp_login is variadic, which Swift cannot call.
+static inline amqp_rpc_reply_t paredao_amqp_login(amqp_connection_state_t state, const char *vhost,
+                                                  int heartbeat_seconds, const char *user,
+                                                  const char *password) {
+    return amqp_login(state, vhost, 0, 131072, heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, user,
+                      password);
+}
+
+// Writes a readable description of a failed RPC reply into buffer.
+static inline void paredao_amqp_describe_reply(amqp_rpc_reply_t reply, char *buffer, size_t size) {
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(buffer, size, "ok");
+        return;
+    case AMQP_RESPONSE_NONE:
+        snprintf(buffer, size, "missing RPC reply");
+        return;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(buffer, size, "%s", amqp_error_string2(reply.library_error));
+        return;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD && reply.reply.decoded) {
+            amqp_connection_close_t *m = (amqp_connection_close_t *)reply.reply.decoded;
+            snprintf(buffer, size, "connection closed by broker: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD && reply.reply.decoded) {
+            amqp_channel_close_t *m = (amqp_channel_close_t *)reply.reply.decoded;
+            snprintf(buffer, size, "channel closed by broker: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(buffer, size, "broker error, method 0x%08X", reply.reply.id);
+        }
+        return;
+    }
+    snprintf(buffer, size, "unknown reply type %d", (int)reply.reply_type);
+}
+
+// Declares a durable queue; quorum selects x-queue-type=quorum and a non-NULL
+// dead_letter_queue routes rejected messages to that queue via the default exchange.
+static inline amqp_queue_declare_ok_t *paredao_amqp_declare_queue(
+    amqp_connection_state_t state, amqp_channel_t channel, const char *name, int passive,
+    int quorum, const char *dead_letter_queue) {
+    amqp_table_entry_t entries[3];
+    int count = 0;
+    if (quorum) {
+        entries[count].key = amqp_cstring_bytes("x-queue-type");
+        entries[count].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[count].value.value.bytes = amqp_cstring_bytes("quorum");
+        count++;
+    }
+    if (dead_letter_queue) {
+        entries[count].key = amqp_cstring_bytes("x-dead-letter-exchange");
+        entries[count].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[count].value.value.bytes = amqp_cstring_bytes("");
+        count++;
+        entries[count].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+        entries[count].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[count].value.value.bytes = amqp_cstring_bytes(dead_letter_queue);
+        count++;
+    }
+    amqp_table_t arguments;
+    arguments.num_entries = count;
+    arguments.entries = count ? entries : NULL;
+    return amqp_queue_declare(state, channel, amqp_cstring_bytes(name), passive ? 1 : 0,
+                              passive ? 0 : 1, 0, 0, passive ? amqp_empty_table : arguments);
+}
+
+// Publishes a persistent message to the default exchange.
+static inline int paredao_amqp_publish(amqp_connection_state_t state, amqp_channel_t channel,
+                                       const char *routing_key, const void *body, size_t length) {
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.content_type = amqp_cstring_bytes("application/x-paredao-votes");
+    amqp_bytes_t bytes;
+    bytes.len = length;
+    bytes.bytes = (void *)body;
+    return amqp_basic_publish(state, channel, amqp_cstring_bytes(""),
+                              amqp_cstring_bytes(routing_key), 0, 0, &props, bytes);
+}
+
+// Waits up to timeout_us for one publisher-confirm frame.
+// Returns PAREDAO_AMQP_ACK/NACK (filling tag and multiple), PAREDAO_AMQP_TIMEOUT,
+// PAREDAO_AMQP_CLOSED when the broker closed the channel or connection, or a negative
+// amqp_status_enum.
+static inline int paredao_amqp_wait_confirm(amqp_connection_state_t state, long long timeout_us,
+                                            uint64_t *tag, int *multiple) {
+    amqp_frame_t frame;
+    struct timeval tv = paredao_timeval(timeout_us);
+    int status = amqp_simple_wait_frame_noblock(state, &frame, timeout_us < 0 ? NULL : &tv);
+    if (status == AMQP_STATUS_TIMEOUT) return PAREDAO_AMQP_TIMEOUT;
+    if (status != AMQP_STATUS_OK) return status;
+    if (frame.frame_type != AMQP_FRAME_METHOD) return PAREDAO_AMQP_TIMEOUT;
+    switch (frame.payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *ack = (amqp_basic_ack_t *)frame.payload.method.decoded;
+        *tag = ack->delivery_tag;
+        *multiple = ack->multiple;
+        return PAREDAO_AMQP_ACK;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *nack = (amqp_basic_nack_t *)frame.payload.method.decoded;
+        *tag = nack->delivery_tag;
+        *multiple = nack->multiple;
+        return PAREDAO_AMQP_NACK;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        return PAREDAO_AMQP_CLOSED;
+    default:
+        return PAREDAO_AMQP_TIMEOUT;
+    }
+}
+
+// Waits up to timeout_us for one delivery. Returns PAREDAO_AMQP_DELIVERY (the caller
+// must amqp_destroy_envelope), PAREDAO_AMQP_TIMEOUT, PAREDAO_AMQP_CLOSED, or a negative
+// amqp_status_enum.
+static inline int paredao_amqp_consume(amqp_connection_state_t state, long long timeout_us,
+                                       amqp_envelope_t *envelope) {
+    amqp_maybe_release_buffers(state);
+    struct timeval tv = paredao_timeval(timeout_us);
+    amqp_rpc_reply_t reply = amqp_consume_message(state, envelope, timeout_us < 0 ? NULL : &tv, 0);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) return PAREDAO_AMQP_DELIVERY;
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        if (reply.library_error == AMQP_STATUS_TIMEOUT) return PAREDAO_AMQP_TIMEOUT;
+        if (reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            // A non-delivery frame arrived: a close from the broker, or something to skip.
+            amqp_frame_t frame;
+            struct timeval zero = paredao_timeval(0);
+            int status = amqp_simple_wait_frame_noblock(state, &frame, &zero);
+            if (status == AMQP_STATUS_TIMEOUT) return PAREDAO_AMQP_TIMEOUT;
+            if (status != AMQP_STATUS_OK) return status;
+            if (frame.frame_type == AMQP_FRAME_METHOD &&
+                (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                 frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+                return PAREDAO_AMQP_CLOSED;
+            }
+            return PAREDAO_AMQP_TIMEOUT;
+        }
+        return reply.library_error;
+    }
+    return PAREDAO_AMQP_CLOSED;
+}
+
+#endif

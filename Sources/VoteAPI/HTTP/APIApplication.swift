@@ -1,0 +1,295 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import VoteShared
+
+/// A request as the application sees it, after the HTTP layer framed it.
+struct APIRequest {
+    var method: HTTPMethod
+    var uri: String
+    var route: Route
+    var headers: HTTPHeaders
+    var body: ByteBuffer?
+    /// The socket peer's address (before trusting any proxy header).
+    var peerAddress: String?
+    var requestID: String
+}
+
+/// An answer: status, JSON body and extra headers.
+struct APIResponse {
+    var status: HTTPResponseStatus
+    var body: [UInt8]
+    var headers: [(String, String)] = []
+
+    init(status: HTTPResponseStatus, body: [UInt8], headers: [(String, String)] = []) {
+        self.status = status
+        self.body = body
+        self.headers = headers
+    }
+
+    init(error: APIError) {
+        status = error.status
+        body = error.body()
+        if let retry = error.retryAfterSeconds { headers.append(("Retry-After", String(retry))) }
+        if !error.allow.isEmpty { headers.append(("Allow", error.allow.map(\.rawValue).joined(separator: ", "))) }
+    }
+}
+
+/// Either an answer now, or one that comes when the broker confirms.
+enum APIAnswer {
+    case now(APIResponse)
+    case later(EventLoopFuture<APIResponse>)
+}
+
+/// The vote path's shared services and the logic of every route.
+final class APIApplication: Sendable {
+    let configuration: APIConfiguration
+    let poll: Poll
+    let keyring: TokenKeyring
+    let publisher: VotePublisher
+    let totals: TotalsCache
+    let limiter: SessionLimiter
+    let spentChallenges: SpentChallenges
+    let governor: DifficultyGovernor
+    let metrics = APIMetrics()
+    private let pollJSON: [UInt8]
+    private let trustedProxies: Set<String>
+    private let logger = Logger(label: "VoteAPI")
+
+    init(configuration: APIConfiguration, poll: Poll, keyring: TokenKeyring, publisher: VotePublisher, totals: TotalsCache) {
+        self.configuration = configuration
+        self.poll = poll
+        self.keyring = keyring
+        self.publisher = publisher
+        self.totals = totals
+        limiter = SessionLimiter(ratePerSecond: configuration.voteRatePerSecond, burst: configuration.voteBurst, maxSessions: configuration.maxTrackedSessions)
+        spentChallenges = SpentChallenges(capacity: configuration.maxTrackedSessions)
+        governor = DifficultyGovernor(base: configuration.baseDifficulty, cap: configuration.maxDifficulty)
+        trustedProxies = Set(configuration.trustedProxies)
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("poll")
+        writer.beginObject()
+        writer.field("id", poll.id)
+        writer.field("title", poll.title)
+        writer.key("participants")
+        writer.beginArray()
+        for participant in poll.participants {
+            writer.beginObject()
+            writer.field("id", participant.id)
+            writer.field("name", participant.name)
+            writer.field("photoUrl", participant.photoUrl)
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+        writer.endObject()
+        pollJSON = writer.bytes
+    }
+
+    /// Answers one request.
+    func handle(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
+        let route = request.route
+        guard route != .unmatched else { return .now(APIResponse(error: .notFound(request.uri))) }
+        guard route.methods.contains(request.method) else { return .now(APIResponse(error: .methodNotAllowed(route.methods))) }
+        switch route {
+        case .healthz:
+            return .now(APIResponse(status: .ok, body: Array(#"{"status":"ok"}"#.utf8)))
+        case .readyz:
+            return .now(readiness())
+        case .poll:
+            return .now(APIResponse(status: .ok, body: pollJSON))
+        case .totals, .total:
+            return .later(totals.snapshot(on: eventLoop).map { APIResponse(status: .ok, body: $0.json) }
+                .flatMapErrorThrowing { _ in APIResponse(error: APIError(status: .serviceUnavailable, code: "store_unavailable", message: "Totals cannot be read right now.", retryAfterSeconds: 1)) })
+        case .challenges:
+            return .now(issueChallenge(request))
+        case .sessions:
+            return .now(createSession(request))
+        case .votes:
+            return castVote(request, on: eventLoop)
+        case .unmatched:
+            return .now(APIResponse(error: .notFound(request.uri)))
+        }
+    }
+
+    // MARK: Readiness
+
+    private func readiness() -> APIResponse {
+        var reasons: [String] = []
+        if !publisher.isConnected { reasons.append("broker connection is down") }
+        let (readable, storeProblem) = totals.isStoreReadable()
+        if !readable { reasons.append("store is not readable: \(storeProblem ?? "unknown")") }
+        guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
+        return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))
+    }
+
+    // MARK: Client address
+
+    /// The client's network: the proxy's header when the peer is a trusted proxy, else the peer.
+    func clientNetwork(_ request: APIRequest) -> ClientNetwork? {
+        let peer = request.peerAddress ?? ""
+        if trustedProxies.contains(peer) {
+            if let real = request.headers.first(name: "X-Real-IP"), let network = ClientNetwork(address: real.trimmingCharacters(in: .whitespaces)) {
+                return network
+            }
+            if let forwarded = request.headers.first(name: "X-Forwarded-For"),
+               let last = forwarded.split(separator: ",").last,
+               let network = ClientNetwork(address: last.trimmingCharacters(in: .whitespaces)) {
+                return network
+            }
+        }
+        return ClientNetwork(address: peer)
+    }
+
+    // MARK: Challenges and sessions
+
+    private func issueChallenge(_ request: APIRequest) -> APIResponse {
+        guard let network = clientNetwork(request) else { return APIResponse(error: .invalidField("client", "Unknown client address.")) }
+        let now = Timestamp.nowMillis()
+        let difficulty = governor.difficulty(for: network, nowMillis: now)
+        let issued = Challenge.issue(keyring: keyring, now: now / 1000, lifetimeSeconds: Int64(configuration.challengeLifetimeSeconds), difficulty: difficulty)
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("challenge", issued.encoded)
+        writer.field("difficulty", Int64(difficulty))
+        writer.field("algorithm", "SHA-256")
+        writer.field("expiresAt", Timestamp.iso8601(millis: issued.challenge.expiresAt * 1000, fractional: false))
+        writer.endObject()
+        return APIResponse(status: .created, body: writer.bytes)
+    }
+
+    private func createSession(_ request: APIRequest) -> APIResponse {
+        if let error = checkJSONContentType(request) { return APIResponse(error: error) }
+        let fields: [String: FlatJSON.Value]
+        do {
+            fields = try FlatJSON.parseObject(request.body?.readableBytesView ?? ByteBuffer().readableBytesView)
+        } catch {
+            return APIResponse(error: .invalidJSON(error.description))
+        }
+        guard case .string(let encoded)? = fields["challenge"] else {
+            return APIResponse(error: .invalidField("challenge", "\"challenge\" must be the string from /api/v1/challenges."))
+        }
+        guard case .number(_, let text)? = fields["counter"], let counter = UInt64(text) else {
+            return APIResponse(error: .invalidField("counter", "\"counter\" must be a whole number from 0 to 2^64-1."))
+        }
+        guard let network = clientNetwork(request) else { return APIResponse(error: .invalidField("client", "Unknown client address.")) }
+        let now = Timestamp.nowMillis() / 1000
+        let challenge: Challenge
+        do {
+            challenge = try Challenge.verify(encoded, counter: counter, keyring: keyring, now: now)
+        } catch {
+            metrics.sessionRejected(error.code)
+            return APIResponse(error: .challenge(error))
+        }
+        switch spentChallenges.spend(nonce: challenge.nonce, expiresAt: challenge.expiresAt, now: now) {
+        case .spent:
+            metrics.sessionRejected(ChallengeRejection.spent.code)
+            return APIResponse(error: .challenge(.spent))
+        case .full:
+            return APIResponse(error: .challengeStoreFull)
+        case .fresh:
+            break
+        }
+        let minted = SessionToken.mint(keyring: keyring, network: network, now: now, lifetimeSeconds: Int64(configuration.sessionLifetimeSeconds), budget: UInt32(configuration.sessionBudget))
+        var writer = JSONWriter(capacity: 200)
+        writer.beginObject()
+        writer.field("token", minted.encoded)
+        writer.field("expiresAt", Timestamp.iso8601(millis: minted.token.expiresAt * 1000, fractional: false))
+        writer.field("votesRemaining", Int64(minted.token.budget))
+        writer.endObject()
+        return APIResponse(status: .created, body: writer.bytes)
+    }
+
+    // MARK: Votes
+
+    private func castVote(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
+        let token: SessionToken
+        switch authenticate(request) {
+        case .success(let verified): token = verified
+        case .failure(let error): return reject(error)
+        }
+        if let error = checkJSONContentType(request) { return reject(error) }
+        let fields: [String: FlatJSON.Value]
+        do {
+            fields = try FlatJSON.parseObject(request.body?.readableBytesView ?? ByteBuffer().readableBytesView)
+        } catch {
+            return reject(.invalidJSON(error.description))
+        }
+        guard case .string(let participant)? = fields["participant"] else {
+            return reject(.invalidField("participant", "\"participant\" must be a participant id string."))
+        }
+        guard poll.participantIndex(of: participant) != nil else { return reject(.unknownParticipant(participant)) }
+        let voteID: VoteID
+        switch fields["voteId"] {
+        case nil, .null?:
+            voteID = .random()
+        case .string(let text)?:
+            guard let parsed = VoteID(text) else { return reject(.invalidField("vote_id", "\"voteId\" must be a UUID.")) }
+            voteID = parsed
+        default:
+            return reject(.invalidField("vote_id", "\"voteId\" must be a UUID string."))
+        }
+        let now = Timestamp.nowMillis()
+        let remaining: UInt32
+        switch limiter.admit(token, nowMillis: now) {
+        case .allowed(let left): remaining = left
+        case .rateLimited(let retryAfter): return reject(.rateLimited(retryAfter: retryAfter))
+        case .exhausted: return reject(.sessionExhausted)
+        }
+        let vote = Vote(id: voteID, pollID: poll.id, participantID: participant, acceptedAtMillis: now)
+        let future = publisher.publish(vote, on: eventLoop).map { [self] () -> APIResponse in
+            metrics.voteAccepted()
+            return APIResponse(status: .accepted, body: acceptedBody(vote, remaining: remaining))
+        }.flatMapErrorThrowing { [self] error -> APIResponse in
+            limiter.refund(token)
+            let apiError = APIError.publish(error as? PublishError ?? .unavailable)
+            metrics.voteRejected(apiError.rejectionReason)
+            return APIResponse(error: apiError)
+        }
+        return .later(future)
+    }
+
+    private func reject(_ error: APIError) -> APIAnswer {
+        metrics.voteRejected(error.rejectionReason)
+        return .now(APIResponse(error: error))
+    }
+
+    private func authenticate(_ request: APIRequest) -> Result<SessionToken, APIError> {
+        guard let header = request.headers.first(name: "Authorization") else { return .failure(.token(.missing)) }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { return .failure(.token(.malformed)) }
+        guard let network = clientNetwork(request) else { return .failure(.token(.wrongNetwork)) }
+        do {
+            return .success(try SessionToken.verify(header.dropFirst(7), keyring: keyring, network: network, now: Timestamp.nowMillis() / 1000))
+        } catch {
+            return .failure(.token(error))
+        }
+    }
+
+    private func checkJSONContentType(_ request: APIRequest) -> APIError? {
+        guard let type = request.headers.first(name: "Content-Type") else {
+            return (request.body?.readableBytes ?? 0) == 0 ? nil : .unsupportedMediaType
+        }
+        let mediaType = type.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased()
+        return mediaType == "application/json" ? nil : .unsupportedMediaType
+    }
+
+    private func acceptedBody(_ vote: Vote, remaining: UInt32) -> [UInt8] {
+        let snapshot = totals.latest() ?? totals.emptySnapshot
+        var writer = JSONWriter(capacity: 200 + snapshot.json.count)
+        writer.beginObject()
+        writer.key("vote")
+        writer.beginObject()
+        writer.field("id", vote.id.description)
+        writer.field("participant", vote.participantID)
+        writer.field("acceptedAt", Timestamp.iso8601(millis: vote.acceptedAtMillis))
+        writer.field("votesRemaining", Int64(remaining))
+        writer.endObject()
+        writer.key("totals")
+        writer.raw(snapshot.json)
+        writer.endObject()
+        return writer.bytes
+    }
+}

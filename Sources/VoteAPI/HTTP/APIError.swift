@@ -1,0 +1,107 @@
+import NIOHTTP1
+import VoteShared
+
+/// An error answer: status, machine-readable code and a message, rendered as
+/// `{"error": {"code": …, "message": …}}`.
+struct APIError: Error, Equatable {
+    var status: HTTPResponseStatus
+    var code: String
+    var message: String
+    var retryAfterSeconds: Int?
+    var allow: [HTTPMethod] = []
+
+    /// The label of `paredao_votes_rejected_total` this error counts under.
+    var rejectionReason: String {
+        switch status.code {
+        case 401: code == "session_exhausted" ? "budget" : "token"
+        case 429: "rate"
+        case 422: "participant"
+        case 503: "broker"
+        default: "invalid"
+        }
+    }
+
+    func body() -> [UInt8] {
+        var writer = JSONWriter(capacity: 96 + message.utf8.count)
+        writer.beginObject()
+        writer.key("error")
+        writer.beginObject()
+        writer.field("code", code)
+        writer.field("message", message)
+        writer.endObject()
+        writer.endObject()
+        return writer.bytes
+    }
+
+    static func notFound(_ path: String) -> APIError {
+        APIError(status: .notFound, code: "not_found", message: "No such resource: \(path.prefix(200))")
+    }
+
+    static func methodNotAllowed(_ allowed: [HTTPMethod]) -> APIError {
+        APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "Use \(allowed.map(\.rawValue).joined(separator: " or ")).", allow: allowed)
+    }
+
+    static func bodyTooLarge(limit: Int) -> APIError {
+        APIError(status: .payloadTooLarge, code: "body_too_large", message: "The request body is larger than \(limit) bytes.")
+    }
+
+    static let unsupportedMediaType = APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "Send the body as application/json.")
+
+    static func invalidJSON(_ detail: String) -> APIError {
+        APIError(status: .badRequest, code: "invalid_json", message: "The body is not valid JSON for this request: \(detail)")
+    }
+
+    static func invalidField(_ field: String, _ detail: String) -> APIError {
+        APIError(status: .badRequest, code: "invalid_\(field)", message: detail)
+    }
+
+    static func unknownParticipant(_ id: String) -> APIError {
+        APIError(status: .unprocessableEntity, code: "unknown_participant", message: "\"\(id.prefix(64))\" is not on this paredão.")
+    }
+
+    static func token(_ rejection: TokenRejection) -> APIError {
+        let message = switch rejection {
+        case .missing: "Send Authorization: Bearer <session token>; get one from /api/v1/challenges and /api/v1/sessions."
+        case .malformed: "The session token is not well-formed."
+        case .invalid: "The session token's signature does not match."
+        case .expired: "The session token has expired; solve a new challenge."
+        case .notYetValid: "The session token is dated in the future."
+        case .unknownKey: "The session token was signed with a key this server does not know."
+        case .wrongNetwork: "The session token belongs to another network."
+        }
+        return APIError(status: .unauthorized, code: rejection.code, message: message)
+    }
+
+    static let sessionExhausted = APIError(status: .unauthorized, code: "session_exhausted", message: "This session has used all its votes; solve a new challenge.")
+
+    static func rateLimited(retryAfter: Int) -> APIError {
+        APIError(status: .tooManyRequests, code: "rate_limited", message: "Too many votes for this session; retry in \(retryAfter) s.", retryAfterSeconds: retryAfter)
+    }
+
+    static func challenge(_ rejection: ChallengeRejection) -> APIError {
+        let message = switch rejection {
+        case .invalid: "The challenge is not one this server issued."
+        case .expired: "The challenge has expired; ask for a new one."
+        case .spent: "The challenge was already used."
+        case .wrongSolution: "The counter does not solve the challenge."
+        }
+        return APIError(status: .unauthorized, code: rejection.code, message: message)
+    }
+
+    static let challengeStoreFull = APIError(status: .serviceUnavailable, code: "busy", message: "Too many sessions are being created; retry shortly.", retryAfterSeconds: 2)
+
+    static func publish(_ error: PublishError) -> APIError {
+        switch error {
+        case .unavailable: APIError(status: .serviceUnavailable, code: "broker_unavailable", message: "Votes cannot be recorded right now; retry shortly.", retryAfterSeconds: 2)
+        case .timedOut: APIError(status: .serviceUnavailable, code: "broker_timeout", message: "The vote was not confirmed in time; retry with the same voteId.", retryAfterSeconds: 1)
+        case .rejected: APIError(status: .serviceUnavailable, code: "broker_rejected", message: "The broker refused the vote; retry with the same voteId.", retryAfterSeconds: 1)
+        case .overloaded: APIError(status: .serviceUnavailable, code: "overloaded", message: "Too many votes are waiting; retry shortly.", retryAfterSeconds: 1)
+        }
+    }
+
+    static func notReady(_ reasons: [String]) -> APIError {
+        APIError(status: .serviceUnavailable, code: "not_ready", message: reasons.joined(separator: "; "), retryAfterSeconds: 1)
+    }
+
+    static let internalError = APIError(status: .internalServerError, code: "internal", message: "Something went wrong on our side.")
+}

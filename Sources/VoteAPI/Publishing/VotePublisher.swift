@@ -1,0 +1,321 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import RabbitMQ
+import Synchronization
+import VoteShared
+
+/// Why a vote could not be handed to RabbitMQ; every case is answered 503.
+enum PublishError: Error, Equatable {
+    /// No broker connection (down, or reconnecting).
+    case unavailable
+    /// The broker did not confirm in time; the vote may still be counted, and a retry with
+    /// the same vote id is deduplicated.
+    case timedOut
+    /// The broker refused the message (nack).
+    case rejected
+    /// The publisher's queue is full.
+    case overloaded
+}
+
+/// Hands votes to RabbitMQ with publisher confirms, from one dedicated thread that owns
+/// the (blocking, not thread-safe) librabbitmq connection.
+///
+/// Event loops call `publish`, which returns at once with a future; the thread packs
+/// waiting votes into messages, keeps up to `maxInFlight` unconfirmed messages (group
+/// commit) and completes each vote's promise when its message is confirmed.
+final class VotePublisher: Sendable {
+    struct Settings: Sendable {
+        var url: AMQPURL
+        var queue: String
+        var quorum: Bool
+        var deadLetterQueue: String
+        var confirmTimeout: Duration
+        var maxVotesPerMessage: Int
+        var maxInFlight: Int
+        var maxQueued: Int
+    }
+
+    private struct Job {
+        var vote: Vote
+        var promise: EventLoopPromise<Void>
+    }
+
+    private struct Mailbox {
+        var jobs: [Job] = []
+        var stopping = false
+    }
+
+    private let settings: Settings
+    private let mailbox = Mutex(Mailbox())
+    private let wakeUp = NSCondition()
+    private let connected = Atomic<Bool>(false)
+    private let logger = Logger(label: "VoteAPI.publisher")
+    private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
+    private let reconnects = Counter(label: "paredao_broker_reconnects_total")
+    private let brokerUp = Gauge(label: "paredao_broker_up")
+    private let finished = Atomic<Bool>(false)
+
+    init(settings: Settings) {
+        self.settings = settings
+        brokerUp.record(0)
+    }
+
+    /// Whether the publisher holds a working broker connection.
+    var isConnected: Bool { connected.load(ordering: .relaxed) }
+
+    /// Starts the publisher thread.
+    func start() {
+        let thread = Thread { [self] in
+            var loop = PublishLoop(publisher: self)
+            loop.run()
+            finished.store(true, ordering: .releasing)
+        }
+        thread.name = "amqp-publisher"
+        thread.start()
+    }
+
+    /// Stops the thread, failing whatever was not confirmed yet, and waits up to 5 s.
+    func stop() {
+        mailbox.withLock { $0.stopping = true }
+        wakeUp.lock()
+        wakeUp.broadcast()
+        wakeUp.unlock()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    /// Queues `vote`; the future succeeds once RabbitMQ confirmed it.
+    func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard isConnected else { return eventLoop.makeFailedFuture(PublishError.unavailable) }
+        let promise = eventLoop.makePromise(of: Void.self)
+        enum Outcome { case queuedFirst, queued, refused }
+        let outcome = mailbox.withLock { box -> Outcome in
+            guard !box.stopping, box.jobs.count < settings.maxQueued else { return .refused }
+            box.jobs.append(Job(vote: vote, promise: promise))
+            return box.jobs.count == 1 ? .queuedFirst : .queued
+        }
+        switch outcome {
+        case .queuedFirst:
+            // Signalled under the condition's lock, so a publisher about to wait cannot miss it.
+            wakeUp.lock()
+            wakeUp.signal()
+            wakeUp.unlock()
+        case .queued:
+            break
+        case .refused:
+            promise.fail(PublishError.overloaded)
+        }
+        return promise.futureResult
+    }
+
+    /// The loop run by the publisher thread; only that thread touches its state.
+    private struct PublishLoop {
+        struct InFlight {
+            var promises: [EventLoopPromise<Void>]
+            var sentAt: ContinuousClock.Instant
+        }
+
+        let publisher: VotePublisher
+        var connection: AMQPConnection?
+        var nextTag: UInt64 = 1
+        var inFlight: [UInt64: InFlight] = [:]
+        var oldestTag: UInt64 = 1
+        var backoff: Duration = .milliseconds(100)
+        var lastLivenessCheck = ContinuousClock.now
+        var buffer: [UInt8] = []
+
+        init(publisher: VotePublisher) {
+            self.publisher = publisher
+        }
+
+        mutating func run() {
+            while true {
+                if connection == nil { connect() }
+                let (jobs, stopping) = takeJobs(wait: inFlight.isEmpty)
+                if stopping {
+                    failAll(jobs.map(\.promise), with: .unavailable)
+                    dropConnection(failing: .unavailable, reason: "shutting down")
+                    return
+                }
+                guard connection != nil else {
+                    failAll(jobs.map(\.promise), with: .unavailable)
+                    continue
+                }
+                if !jobs.isEmpty { send(jobs) }
+                collectConfirms(waitForFirst: !inFlight.isEmpty && publisher.mailbox.withLock { $0.jobs.isEmpty })
+                expireOverdue()
+                checkLivenessIfIdle()
+            }
+        }
+
+        /// Takes all waiting jobs; blocks briefly for new ones only when nothing is in flight.
+        mutating func takeJobs(wait: Bool) -> ([Job], Bool) {
+            let taken = publisher.mailbox.withLock { box -> ([Job], Bool) in
+                let jobs = box.jobs
+                box.jobs.removeAll(keepingCapacity: true)
+                return (jobs, box.stopping)
+            }
+            guard taken.0.isEmpty, !taken.1, wait else { return taken }
+            publisher.wakeUp.lock()
+            if publisher.mailbox.withLock({ $0.jobs.isEmpty && !$0.stopping }) {
+                _ = publisher.wakeUp.wait(until: Date(timeIntervalSinceNow: connection == nil ? 0.05 : 0.25))
+            }
+            publisher.wakeUp.unlock()
+            return publisher.mailbox.withLock { box -> ([Job], Bool) in
+                let jobs = box.jobs
+                box.jobs.removeAll(keepingCapacity: true)
+                return (jobs, box.stopping)
+            }
+        }
+
+        mutating func connect() {
+            do {
+                let connection = try AMQPConnection(url: publisher.settings.url)
+                try connection.declareQueue(publisher.settings.deadLetterQueue, quorum: publisher.settings.quorum, deadLetterQueue: nil)
+                try connection.declareQueue(publisher.settings.queue, quorum: publisher.settings.quorum, deadLetterQueue: publisher.settings.deadLetterQueue)
+                try connection.enableConfirms()
+                self.connection = connection
+                nextTag = 1
+                oldestTag = 1
+                backoff = .milliseconds(100)
+                lastLivenessCheck = .now
+                publisher.connected.store(true, ordering: .relaxed)
+                publisher.brokerUp.record(1)
+                publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "queue": "\(publisher.settings.queue)"])
+            } catch {
+                publisher.reconnects.increment()
+                publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                sleep(backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+
+        /// Sleeps, but wakes up early when the publisher is stopping.
+        func sleep(_ duration: Duration) {
+            let deadline = ContinuousClock.now + duration
+            while ContinuousClock.now < deadline, !publisher.mailbox.withLock({ $0.stopping }) {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+
+        mutating func send(_ jobs: [Job]) {
+            guard let connection else { return }
+            var start = 0
+            while start < jobs.count {
+                // Respect the confirm window: wait for confirms before sending more.
+                while inFlight.count >= publisher.settings.maxInFlight, self.connection != nil {
+                    collectConfirms(waitForFirst: true)
+                    expireOverdue()
+                }
+                guard self.connection != nil else {
+                    failAll(jobs[start...].map(\.promise), with: .unavailable)
+                    return
+                }
+                let end = min(start + publisher.settings.maxVotesPerMessage, jobs.count)
+                let slice = jobs[start..<end]
+                buffer.removeAll(keepingCapacity: true)
+                VoteMessage.encode(slice.lazy.map(\.vote), into: &buffer)
+                do {
+                    try buffer.withUnsafeBytes { try connection.publish(to: publisher.settings.queue, body: $0) }
+                    inFlight[nextTag] = InFlight(promises: slice.map(\.promise), sentAt: .now)
+                    nextTag += 1
+                } catch {
+                    failAll(jobs[start...].map(\.promise), with: .unavailable)
+                    dropConnection(failing: .unavailable, reason: "\(error)")
+                    return
+                }
+                start = end
+            }
+        }
+
+        /// Reads confirms: waits up to 1 ms for the first when asked, then takes what is buffered.
+        mutating func collectConfirms(waitForFirst: Bool) {
+            guard let connection, !inFlight.isEmpty else { return }
+            var timeout: Duration = waitForFirst ? .milliseconds(1) : .zero
+            while !inFlight.isEmpty {
+                let confirm: AMQPConnection.Confirm?
+                do {
+                    confirm = try connection.nextConfirm(timeout: timeout)
+                } catch {
+                    dropConnection(failing: .unavailable, reason: "\(error)")
+                    return
+                }
+                guard let confirm else { return }
+                timeout = .zero
+                switch confirm {
+                case .ack(let tag, let multiple): settle(upTo: tag, multiple: multiple, error: nil)
+                case .nack(let tag, let multiple): settle(upTo: tag, multiple: multiple, error: .rejected)
+                }
+            }
+        }
+
+        mutating func settle(upTo tag: UInt64, multiple: Bool, error: PublishError?) {
+            let tags: [UInt64] = multiple ? Array(oldestTag...max(oldestTag, tag)) : [tag]
+            let now = ContinuousClock.now
+            for current in tags {
+                guard let entry = inFlight.removeValue(forKey: current) else { continue }
+                publisher.confirmTimer.recordNanoseconds((now - entry.sentAt).nanoseconds)
+                if let error {
+                    failAll(entry.promises, with: error)
+                } else {
+                    for promise in entry.promises { promise.succeed() }
+                }
+            }
+            while oldestTag < nextTag, inFlight[oldestTag] == nil { oldestTag += 1 }
+        }
+
+        mutating func expireOverdue() {
+            let deadline = ContinuousClock.now - publisher.settings.confirmTimeout
+            while oldestTag < nextTag {
+                guard let entry = inFlight[oldestTag] else {
+                    oldestTag += 1
+                    continue
+                }
+                guard entry.sentAt < deadline else { return }
+                inFlight.removeValue(forKey: oldestTag)
+                failAll(entry.promises, with: .timedOut)
+                publisher.logger.warning("Broker confirm timed out", metadata: ["votes": "\(entry.promises.count)"])
+                oldestTag += 1
+            }
+        }
+
+        /// With nothing in flight a dead socket goes unnoticed; poll it about once a second.
+        mutating func checkLivenessIfIdle() {
+            guard let connection, inFlight.isEmpty, ContinuousClock.now - lastLivenessCheck > .seconds(1) else { return }
+            lastLivenessCheck = .now
+            do {
+                _ = try connection.nextConfirm(timeout: .zero)
+            } catch {
+                dropConnection(failing: .unavailable, reason: "\(error)")
+            }
+        }
+
+        mutating func dropConnection(failing error: PublishError, reason: String) {
+            guard connection != nil else { return }
+            for entry in inFlight.values { failAll(entry.promises, with: error) }
+            inFlight.removeAll()
+            connection = nil
+            publisher.connected.store(false, ordering: .relaxed)
+            publisher.brokerUp.record(0)
+            publisher.reconnects.increment()
+            publisher.logger.error("Lost the RabbitMQ connection", metadata: ["reason": "\(reason)"])
+        }
+
+        func failAll(_ promises: some Sequence<EventLoopPromise<Void>>, with error: PublishError) {
+            for promise in promises { promise.fail(error) }
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

@@ -1,0 +1,147 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import VoteShared
+import VoteStore
+
+/// The totals producers poll, re-read from the store at most once per refresh interval
+/// with a single read in flight however many requests ask.
+///
+/// Readers get the latest snapshot at once (stale-while-revalidate); only the very first
+/// read waits for the store.
+final class TotalsCache: Sendable {
+    /// A rendered snapshot.
+    struct Snapshot: Sendable {
+        var totals: Totals
+        var json: [UInt8]
+        var readAt: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var latest: Snapshot?
+        var lastError: StoreError?
+        var lastAttempt: ContinuousClock.Instant?
+        var refreshing = false
+        var waiters: [EventLoopPromise<Snapshot>] = []
+    }
+
+    private let poll: Poll
+    private let refreshInterval: Duration
+    private let openStore: @Sendable () throws(StoreError) -> any VoteStore
+    private let pool: NIOThreadPool
+    private let state = Mutex(State())
+    private let storeBox = StoreBox()
+    private let logger = Logger(label: "VoteAPI.totals")
+
+    /// The store is opened lazily on the cache's own thread, which is its only user.
+    init(poll: Poll, refreshInterval: Duration, openStore: @escaping @Sendable () throws(StoreError) -> any VoteStore) {
+        self.poll = poll
+        self.refreshInterval = refreshInterval
+        self.openStore = openStore
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+
+    /// Totals with zero votes, for answers given before the first read.
+    var emptySnapshot: Snapshot {
+        let totals = Totals(poll: poll, counts: [], asOfMillis: Timestamp.nowMillis())
+        return Snapshot(totals: totals, json: totals.json(), readAt: .now)
+    }
+
+    /// The latest snapshot without waiting (starting a refresh if it is stale).
+    func latest() -> Snapshot? {
+        let (snapshot, refresh) = state.withLock { state -> (Snapshot?, Bool) in
+            (state.latest, Self.claimRefresh(&state, interval: refreshInterval))
+        }
+        if refresh { startRefresh() }
+        return snapshot
+    }
+
+    /// The latest snapshot; waits for the store only when there has never been one.
+    func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<Snapshot> {
+        let (snapshot, refresh, waiter) = state.withLock { state -> (Snapshot?, Bool, EventLoopPromise<Snapshot>?) in
+            let refresh = Self.claimRefresh(&state, interval: refreshInterval)
+            if let latest = state.latest { return (latest, refresh, nil) }
+            let promise = eventLoop.makePromise(of: Snapshot.self)
+            state.waiters.append(promise)
+            if !state.refreshing {
+                state.refreshing = true
+                return (nil, true, promise)
+            }
+            return (nil, refresh, promise)
+        }
+        if refresh { startRefresh() }
+        if let snapshot { return eventLoop.makeSucceededFuture(snapshot) }
+        return waiter?.futureResult ?? eventLoop.makeSucceededFuture(emptySnapshot)
+    }
+
+    /// Whether the store answered recently: the last read succeeded within 5 s.
+    func isStoreReadable() -> (Bool, String?) {
+        _ = latest()
+        return state.withLock { state in
+            if let error = state.lastError { return (false, error.description) }
+            guard let latest = state.latest else { return (false, "no successful read yet") }
+            guard ContinuousClock.now - latest.readAt < .seconds(5) else { return (false, "last successful read is stale") }
+            return (true, nil)
+        }
+    }
+
+    private static func claimRefresh(_ state: inout State, interval: Duration) -> Bool {
+        guard !state.refreshing else { return false }
+        if let attempt = state.lastAttempt, ContinuousClock.now - attempt < interval { return false }
+        state.refreshing = true
+        return true
+    }
+
+    private func startRefresh() {
+        pool.submit { [self] _ in
+            let started = ContinuousClock.now
+            let result: Result<Snapshot, StoreError>
+            do {
+                let store: any VoteStore
+                if let open = storeBox.store {
+                    store = open
+                } else {
+                    store = try openStore()
+                    storeBox.store = store
+                }
+                let counts = try store.hourlyCounts(pollID: poll.id)
+                let totals = Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())
+                result = .success(Snapshot(totals: totals, json: totals.json(), readAt: .now))
+            } catch let error as StoreError {
+                storeBox.store = nil
+                result = .failure(error)
+            } catch {
+                storeBox.store = nil
+                result = .failure(StoreError(operation: "read totals", code: -1, message: "\(error)"))
+            }
+            let waiters = state.withLock { state -> [EventLoopPromise<Snapshot>] in
+                state.refreshing = false
+                state.lastAttempt = started
+                switch result {
+                case .success(let snapshot):
+                    state.latest = snapshot
+                    state.lastError = nil
+                case .failure(let error):
+                    state.lastError = error
+                }
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            if case .failure(let error) = result {
+                logger.error("Cannot read totals from the store", metadata: ["error": "\(error)"])
+            }
+            for waiter in waiters { waiter.completeWith(result.mapError { $0 as any Error }) }
+        }
+    }
+}
+
+/// Holds the cache's store connection; touched only from the cache's single thread.
+private final class StoreBox: @unchecked Sendable {
+    var store: (any VoteStore)?
+}

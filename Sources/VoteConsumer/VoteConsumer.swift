@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import Metrics
+import RabbitMQ
+import Synchronization
+import VoteShared
+import VoteStore
+
+/// Drains the vote queue into the store: batches of up to N votes or T milliseconds, one
+/// store transaction per batch (counters and vote ids together), then one multiple-ack.
+///
+/// A vote is acknowledged only after the transaction that counted it committed; a
+/// redelivered vote finds its id already stored and is not counted again. Messages that
+/// cannot be decoded are rejected without requeue, which dead-letters them.
+final class VoteConsumer: Sendable {
+    private let configuration: ConsumerConfiguration
+    private let url: AMQPURL
+    private let stopping = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    private let logger = Logger(label: "VoteConsumer")
+    private let metrics = ConsumerMetrics()
+
+    init(configuration: ConsumerConfiguration, url: AMQPURL) {
+        self.configuration = configuration
+        self.url = url
+    }
+
+    /// Runs the loop on a dedicated thread (librabbitmq and SQLite calls block).
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.store(true, ordering: .releasing)
+        }
+        thread.name = "vote-consumer"
+        thread.start()
+    }
+
+    /// Asks the loop to finish its batch and stop; waits up to `timeout`.
+    func stop(timeout: Duration = .seconds(10)) {
+        stopping.store(true, ordering: .relaxed)
+        let deadline = ContinuousClock.now + timeout
+        while !finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    private func run() {
+        var store: (any VoteStore)?
+        var connection: AMQPConnection?
+        var backoff: Duration = .milliseconds(100)
+        var lastPrune = ContinuousClock.now - .seconds(3600)
+        while !isStopping {
+            do {
+                if store == nil { store = try openVoteStore(configuration.common) }
+                if connection == nil {
+                    connection = try connect()
+                    backoff = .milliseconds(100)
+                }
+                guard let store, let connection else { continue }
+                try drainOneBatch(from: connection, into: store)
+                if ContinuousClock.now - lastPrune > .seconds(60) {
+                    lastPrune = .now
+                    prune(store)
+                }
+            } catch let error as AMQPError {
+                if connection != nil { metrics.brokerDown() }
+                connection = nil
+                logger.error("RabbitMQ connection failed", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                sleep(backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            } catch {
+                // The store failed: drop the connection too, so unacknowledged votes are redelivered.
+                logger.error("Store write failed; votes will be redelivered", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                store = nil
+                connection = nil
+                metrics.brokerDown()
+                sleep(backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+        logger.info("Consumer stopped")
+    }
+
+    private func connect() throws(AMQPError) -> AMQPConnection {
+        let connection = try AMQPConnection(url: url)
+        let common = configuration.common
+        try connection.declareQueue(common.deadLetterQueue, quorum: common.quorumQueue, deadLetterQueue: nil)
+        let backlog = try connection.declareQueue(common.queue, quorum: common.quorumQueue, deadLetterQueue: common.deadLetterQueue)
+        try connection.setPrefetch(UInt16(configuration.prefetch))
+        try connection.startConsuming(common.queue)
+        metrics.brokerUp()
+        logger.info("Consuming votes", metadata: ["broker": "\(url)", "queue": "\(common.queue)", "backlog": "\(backlog)"])
+        return connection
+    }
+
+    /// Collects one batch, records it in one transaction, then acknowledges it.
+    private func drainOneBatch(from connection: AMQPConnection, into store: any VoteStore) throws {
+        var votes: [Vote] = []
+        var lastGoodTag: UInt64?
+        var deadline: ContinuousClock.Instant?
+        while votes.count < configuration.batchSize, !isStopping {
+            let timeout: Duration
+            if let deadline {
+                let left = deadline - .now
+                guard left > .zero else { break }
+                timeout = left
+            } else {
+                timeout = .milliseconds(250)
+            }
+            guard let delivery = try connection.nextDelivery(timeout: timeout) else {
+                if deadline == nil { return }
+                continue
+            }
+            if deadline == nil { deadline = .now + .milliseconds(configuration.batchMillis) }
+            do {
+                votes.append(contentsOf: try VoteMessage.decode(delivery.body))
+                lastGoodTag = delivery.deliveryTag
+            } catch {
+                try connection.reject(delivery.deliveryTag, requeue: false)
+                metrics.deadLettered()
+                logger.error("Undecodable message sent to the dead-letter queue", metadata: [
+                    "error": "\(error)", "bytes": "\(delivery.body.count)", "delivery_tag": "\(delivery.deliveryTag)",
+                    "dead_letter_queue": "\(configuration.common.deadLetterQueue)",
+                ])
+            }
+        }
+        guard let lastGoodTag else { return }
+        let started = ContinuousClock.now
+        let outcome = try store.record(votes)
+        metrics.committed(batchSize: votes.count, outcome: outcome, elapsed: .now - started)
+        try connection.acknowledge(lastGoodTag, multiple: true)
+        if outcome.duplicates > 0 {
+            logger.warning("Redelivered votes skipped", metadata: ["duplicates": "\(outcome.duplicates)", "counted": "\(outcome.counted)"])
+        }
+        logger.debug("Batch committed", metadata: ["votes": "\(votes.count)", "counted": "\(outcome.counted)"])
+    }
+
+    private func prune(_ store: any VoteStore) {
+        let cutoff = Timestamp.nowMillis() - Int64(configuration.retentionHours) * 3_600_000
+        do {
+            let removed = try store.forgetVoteIDs(acceptedBefore: cutoff)
+            if removed > 0 { logger.info("Forgot old vote ids", metadata: ["removed": "\(removed)"]) }
+        } catch {
+            logger.warning("Could not prune vote ids", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func sleep(_ duration: Duration) {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline, !isStopping {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+}
+
+/// The consumer's metrics (names shared with the dashboards in monitoring/).
+struct ConsumerMetrics: Sendable {
+    /// Bucket bounds for `paredao_consumer_batch_size`.
+    static let batchSizeBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+
+    private let batchSize = Recorder(label: "paredao_consumer_batch_size", aggregate: true)
+    private let commitLatency = Metrics.Timer(label: "paredao_consumer_commit_seconds")
+    private let counted = Counter(label: "paredao_consumer_votes_counted_total")
+    private let duplicates = Counter(label: "paredao_consumer_duplicates_total")
+    private let deadLetters = Counter(label: "paredao_consumer_dead_lettered_total")
+    private let brokerGauge = Gauge(label: "paredao_consumer_broker_up")
+
+    func committed(batchSize size: Int, outcome: RecordOutcome, elapsed: Duration) {
+        batchSize.record(size)
+        let (seconds, attoseconds) = elapsed.components
+        commitLatency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        counted.increment(by: outcome.counted)
+        if outcome.duplicates > 0 { duplicates.increment(by: outcome.duplicates) }
+    }
+
+    func deadLettered() { deadLetters.increment() }
+    func brokerUp() { brokerGauge.record(1) }
+    func brokerDown() { brokerGauge.record(0) }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,104 @@
+public import Crypto
+
+/// Why a session token was refused; `code` is the machine-readable reason in the 401.
+public enum TokenRejection: String, Error, Sendable {
+    case missing = "token_missing"
+    case malformed = "token_malformed"
+    case invalid = "token_invalid"
+    case expired = "token_expired"
+    case notYetValid = "token_not_yet_valid"
+    case unknownKey = "token_unknown_key"
+    case wrongNetwork = "token_wrong_network"
+
+    public var code: String { rawValue }
+}
+
+/// A per-session "human" token, minted after a solved proof-of-work challenge.
+///
+/// Fixed-width binary layout (78 bytes, base64url on the wire), big-endian:
+///
+/// | bytes | field |
+/// | --- | --- |
+/// | 0 | kind and version: `0x54` ("T", v1) |
+/// | 1 | key id |
+/// | 2–17 | random session id |
+/// | 18–25 | issued at (seconds since 1970) |
+/// | 26–33 | expires at (seconds since 1970) |
+/// | 34–37 | vote budget |
+/// | 38–45 | keyed hash of the client's /24 (IPv4) or /48 (IPv6) prefix |
+/// | 46–77 | HMAC-SHA256 over bytes 0–45 |
+public struct SessionToken: Sendable, Equatable {
+    static let kind: UInt8 = 0x54
+    static let bodyLength = 46
+    /// Length of the binary token.
+    public static let length = bodyLength + 32
+    /// Clock skew tolerated for tokens issued "in the future", in seconds.
+    public static let allowedSkewSeconds: Int64 = 5
+
+    public var keyID: UInt8
+    public var sessionID: VoteID
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+    public var budget: UInt32
+    var networkHash: UInt64
+
+    /// Mints a token for a client on `network`, signed with the keyring's current key.
+    public static func mint(keyring: TokenKeyring, network: ClientNetwork, now: Int64, lifetimeSeconds: Int64, budget: UInt32) -> (token: SessionToken, encoded: String) {
+        let key = keyring.signingKey
+        let token = SessionToken(
+            keyID: keyring.signingKeyID, sessionID: .random(), issuedAt: now,
+            expiresAt: now + lifetimeSeconds, budget: budget, networkHash: network.hash(using: key)
+        )
+        var bytes = token.body
+        bytes.append(contentsOf: HMAC<SHA256>.authenticationCode(for: bytes, using: key))
+        return (token, Base64URL.encode(bytes))
+    }
+
+    /// Checks a token's layout, MAC (constant time), times and network; stateless.
+    public static func verify(_ encoded: some StringProtocol, keyring: TokenKeyring, network: ClientNetwork, now: Int64) throws(TokenRejection) -> SessionToken {
+        guard encoded.utf8.count == (length * 4 + 2) / 3, let bytes = Base64URL.decode(encoded), bytes.count == length else {
+            throw .malformed
+        }
+        guard bytes[0] == kind else { throw .malformed }
+        guard let key = keyring.key(id: bytes[1]) else { throw .unknownKey }
+        let isAuthentic = HMAC<SHA256>.isValidAuthenticationCode(
+            bytes[bodyLength...], authenticating: bytes[..<bodyLength], using: key
+        )
+        guard isAuthentic else { throw .invalid }
+        let token = SessionToken(
+            keyID: bytes[1],
+            sessionID: VoteID(high: bytes.readBigEndian(UInt64.self, at: 2), low: bytes.readBigEndian(UInt64.self, at: 10)),
+            issuedAt: Int64(bitPattern: bytes.readBigEndian(UInt64.self, at: 18)),
+            expiresAt: Int64(bitPattern: bytes.readBigEndian(UInt64.self, at: 26)),
+            budget: bytes.readBigEndian(UInt32.self, at: 34),
+            networkHash: bytes.readBigEndian(UInt64.self, at: 38)
+        )
+        guard token.issuedAt <= now + allowedSkewSeconds else { throw .notYetValid }
+        guard now < token.expiresAt else { throw .expired }
+        guard token.networkHash == network.hash(using: key) else { throw .wrongNetwork }
+        return token
+    }
+
+    var body: [UInt8] {
+        var bytes: [UInt8] = [Self.kind, keyID]
+        bytes.reserveCapacity(Self.length)
+        bytes.appendBigEndian(sessionID.high)
+        bytes.appendBigEndian(sessionID.low)
+        bytes.appendBigEndian(UInt64(bitPattern: issuedAt))
+        bytes.appendBigEndian(UInt64(bitPattern: expiresAt))
+        bytes.appendBigEndian(budget)
+        bytes.appendBigEndian(networkHash)
+        return bytes
+    }
+}
+
+extension SessionToken {
+    /// Signs an arbitrary token (tests use it to forge expired or future-dated ones with a real key).
+    public static func sign(keyID: UInt8, sessionID: VoteID, issuedAt: Int64, expiresAt: Int64, budget: UInt32, network: ClientNetwork, keyring: TokenKeyring) -> String? {
+        guard let key = keyring.key(id: keyID) else { return nil }
+        let token = SessionToken(keyID: keyID, sessionID: sessionID, issuedAt: issuedAt, expiresAt: expiresAt, budget: budget, networkHash: network.hash(using: key))
+        var bytes = token.body
+        bytes.append(contentsOf: HMAC<SHA256>.authenticationCode(for: bytes, using: key))
+        return Base64URL.encode(bytes)
+    }
+}

@@ -1,0 +1,72 @@
+public import Crypto
+import Foundation
+
+/// The HMAC keys that sign challenges and session tokens, by one-byte key id.
+///
+/// The key file holds one `id:base64-secret` per line (`#` starts a comment); the last
+/// line signs, every line verifies. Rotate by appending a new id, then later removing
+/// the old one once its tokens have expired.
+public struct TokenKeyring: Sendable {
+    public let signingKeyID: UInt8
+    private let keys: [UInt8: ImmutableKey]
+
+    public init(keys: [(id: UInt8, secret: [UInt8])]) throws(ConfigurationError) {
+        guard let last = keys.last else {
+            throw ConfigurationError(key: "PAREDAO_TOKEN_KEYS", message: "no token keys")
+        }
+        var table: [UInt8: ImmutableKey] = [:]
+        for key in keys {
+            guard key.secret.count >= 32 else {
+                throw ConfigurationError(key: "PAREDAO_TOKEN_KEYS", message: "key \(key.id) is shorter than 32 bytes")
+            }
+            table[key.id] = ImmutableKey(key: SymmetricKey(data: key.secret))
+        }
+        signingKeyID = last.id
+        self.keys = table
+    }
+
+    /// Parses the key file format (`id:base64` per line).
+    public init(parsing text: String, source: String) throws(ConfigurationError) {
+        var keys: [(id: UInt8, secret: [UInt8])] = []
+        for rawLine in text.split(whereSeparator: \.isNewline) {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let id = UInt8(parts[0]), let data = Data(base64Encoded: String(parts[1])) else {
+                throw ConfigurationError(key: source, message: "expected lines of id:base64-secret")
+            }
+            keys.append((id, Array(data)))
+        }
+        try self.init(keys: keys)
+    }
+
+    /// Reads `PAREDAO_TOKEN_KEYS` (inline) or else the file named by `PAREDAO_TOKEN_KEYS_FILE`.
+    public static func load(_ reader: ConfigurationReader) throws(ConfigurationError) -> TokenKeyring {
+        if let inline = reader.environment["PAREDAO_TOKEN_KEYS"], !inline.isEmpty {
+            return try TokenKeyring(parsing: inline.replacingOccurrences(of: ",", with: "\n"), source: "PAREDAO_TOKEN_KEYS")
+        }
+        let path = reader.string("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(key: "PAREDAO_TOKEN_KEYS_FILE", message: "cannot read \(path); run ./preflight.sh (or scripts/make-secrets.sh) to generate it")
+        }
+        return try TokenKeyring(parsing: text, source: path)
+    }
+
+    /// A fresh random 32-byte secret, base64 encoded, for a key file line.
+    public static func generateSecret() -> String {
+        Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString()
+    }
+
+    func key(id: UInt8) -> SymmetricKey? { keys[id]?.key }
+
+    var signingKey: SymmetricKey {
+        // The initialiser guarantees the signing id has a key.
+        keys[signingKeyID]?.key ?? SymmetricKey(size: .bits256)
+    }
+}
+
+/// A key that is never mutated after creation, so sharing it across threads is safe even
+/// though swift-crypto does not mark `SymmetricKey` as `Sendable`.
+private struct ImmutableKey: @unchecked Sendable {
+    let key: SymmetricKey
+}

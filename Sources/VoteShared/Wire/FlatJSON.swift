@@ -1,0 +1,154 @@
+/// A strict parser for flat JSON objects (string, number, boolean and null values),
+/// which is all the API accepts, without Foundation on the hot path.
+public enum FlatJSON {
+    public enum Value: Sendable, Equatable {
+        case string(String)
+        case number(Double, text: String)
+        case bool(Bool)
+        case null
+    }
+
+    /// Why a body is not a flat JSON object; the text goes into the 400 answer.
+    public struct ParseError: Error, CustomStringConvertible, Sendable, Equatable {
+        public var description: String
+    }
+
+    /// Parses a whole body as one flat object; nested objects or arrays are refused.
+    public static func parseObject(_ bytes: some Collection<UInt8>) throws(ParseError) -> [String: Value] {
+        var parser = Parser(bytes: Array(bytes))
+        return try parser.object()
+    }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        var index = 0
+
+        mutating func object() throws(ParseError) -> [String: Value] {
+            skipSpace()
+            try expect(UInt8(ascii: "{"), "a JSON object")
+            var result: [String: Value] = [:]
+            skipSpace()
+            if peek() == UInt8(ascii: "}") {
+                index += 1
+            } else {
+                while true {
+                    skipSpace()
+                    let key = try string()
+                    skipSpace()
+                    try expect(UInt8(ascii: ":"), "':' after a key")
+                    skipSpace()
+                    guard result[key] == nil else { throw ParseError(description: "duplicate key \"\(key)\"") }
+                    result[key] = try value()
+                    skipSpace()
+                    if peek() == UInt8(ascii: ",") { index += 1; continue }
+                    try expect(UInt8(ascii: "}"), "',' or '}'")
+                    break
+                }
+            }
+            skipSpace()
+            guard index == bytes.count else { throw ParseError(description: "unexpected data after the object") }
+            return result
+        }
+
+        mutating func value() throws(ParseError) -> Value {
+            guard let byte = peek() else { throw ParseError(description: "unexpected end of input") }
+            switch byte {
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+            case UInt8(ascii: "{"), UInt8(ascii: "["): throw ParseError(description: "nested objects and arrays are not accepted")
+            default: throw ParseError(description: "unexpected character at byte \(index)")
+            }
+        }
+
+        mutating func string() throws(ParseError) -> String {
+            try expect(UInt8(ascii: "\""), "a string")
+            var out: [UInt8] = []
+            while true {
+                guard let byte = peek() else { throw ParseError(description: "unterminated string") }
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard let text = String(validating: out, as: UTF8.self) else { throw ParseError(description: "string is not valid UTF-8") }
+                    return text
+                case UInt8(ascii: "\\"):
+                    guard let escaped = peek() else { throw ParseError(description: "unterminated escape") }
+                    index += 1
+                    switch escaped {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escaped)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xD800...0xDBFF).contains(scalar) {
+                            guard peek() == UInt8(ascii: "\\") else { throw ParseError(description: "lone surrogate") }
+                            index += 1
+                            try expect(UInt8(ascii: "u"), "a low surrogate")
+                            let low = try hex4()
+                            guard (0xDC00...0xDFFF).contains(low) else { throw ParseError(description: "bad surrogate pair") }
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw ParseError(description: "bad \\u escape") }
+                        out.append(contentsOf: String(Character(unicode)).utf8)
+                    default: throw ParseError(description: "bad escape")
+                    }
+                case 0..<0x20:
+                    throw ParseError(description: "control character in string")
+                default:
+                    out.append(byte)
+                }
+            }
+        }
+
+        mutating func hex4() throws(ParseError) -> UInt32 {
+            guard index + 4 <= bytes.count else { throw ParseError(description: "short \\u escape") }
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = bytes[index]
+                index += 1
+                let digit: UInt32
+                switch byte {
+                case 48...57: digit = UInt32(byte - 48)
+                case 97...102: digit = UInt32(byte - 87)
+                case 65...70: digit = UInt32(byte - 55)
+                default: throw ParseError(description: "bad \\u escape")
+                }
+                value = value << 4 | digit
+            }
+            return value
+        }
+
+        mutating func number() throws(ParseError) -> Value {
+            let start = index
+            while let byte = peek(), byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") || (48...57).contains(byte) {
+                index += 1
+            }
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            guard let number = Double(text), number.isFinite else { throw ParseError(description: "bad number \(text)") }
+            return .number(number, text: text)
+        }
+
+        mutating func literal(_ word: String) throws(ParseError) {
+            for byte in word.utf8 { try expect(byte, word) }
+        }
+
+        mutating func expect(_ byte: UInt8, _ what: String) throws(ParseError) {
+            guard peek() == byte else {
+                throw ParseError(description: index < bytes.count ? "expected \(what) at byte \(index)" : "unexpected end of input, expected \(what)")
+            }
+            index += 1
+        }
+
+        func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        mutating func skipSpace() {
+            while let byte = peek(), byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { index += 1 }
+        }
+    }
+}

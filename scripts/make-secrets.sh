@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Generates the secrets a fresh machine needs; never overwrites existing ones.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+  cat <<'TXT'
+Usage: scripts/make-secrets.sh [--dir DIR] [--rotate]
+
+Creates, if missing (mode 600):
+  DIR/token-keys       HMAC keys for challenges and session tokens (id:base64 per line)
+  DIR/panel-password   password of the producers' panel (user "produtor")
+DIR defaults to var/secrets. --rotate appends a new token key (the newest signs; older
+ones still verify until you delete their line).
+TXT
+}
+
+random_secret() {
+  head -c 32 /dev/urandom | base64 -w0
+}
+
+main() {
+  local dir="$ROOT/var/secrets" rotate=0
+  while (($#)); do
+    case "$1" in
+      --dir) dir="$2"; shift 2 ;;
+      --rotate) rotate=1; shift ;;
+      -h|--help) usage; return 0 ;;
+      *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
+    esac
+  done
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  umask 077
+  local keys="$dir/token-keys"
+  if [[ ! -s "$keys" ]]; then
+    printf '# id:base64 secret; the last line signs, all lines verify\n1:%s\n' "$(random_secret)" >"$keys"
+    echo "created $keys"
+  elif ((rotate)); then
+    local last
+    last="$(grep -E '^[0-9]+:' "$keys" | tail -n1 | cut -d: -f1)"
+    printf '%d:%s\n' "$((last + 1))" "$(random_secret)" >>"$keys"
+    echo "added token key $((last + 1)) to $keys"
+  fi
+  if [[ ! -s "$dir/panel-password" ]]; then
+    head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_' >"$dir/panel-password"
+    echo "created $dir/panel-password"
+  fi
+}
+
+main "$@"
