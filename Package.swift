@@ -14,6 +14,9 @@ let package = Package(
         .executable(name: "VoteAPI", targets: ["VoteAPI"]),
         .executable(name: "VoteConsumer", targets: ["VoteConsumer"]),
         .executable(name: "paredao-token", targets: ["VoteTokenTool"]),
+        // Libraries for the microbenchmarks package in bench/micro.
+        .library(name: "VoteShared", targets: ["VoteShared"]),
+        .library(name: "VoteStore", targets: ["VoteStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -108,8 +111,9 @@ let package = Package(
         .testTarget(
             name: "VoteAPITests",
             dependencies: [
-                "VoteAPI", "VoteShared",
+                "VoteAPI", "VoteShared", "VoteStore", "RabbitMQ",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

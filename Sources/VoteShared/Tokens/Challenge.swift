@@ -106,6 +106,11 @@ public enum ProofOfWork {
         return hasher.finalize()
     }
 
+    /// Leading zero bits of SHA-256(`challengeBytes` ‖ `counter`), for tests and tools.
+    public static func leadingZeroBitsForTesting(_ challengeBytes: [UInt8], _ counter: UInt64) -> Int {
+        leadingZeroBits(digest(challengeBytes, counter))
+    }
+
     static func leadingZeroBits(_ digest: SHA256.Digest) -> Int {
         var zeros = 0
         for byte in digest {

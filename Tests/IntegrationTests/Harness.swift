@@ -1,0 +1,244 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import RabbitMQ
+import VoteShared
+
+/// What the integration suite needs from its environment (see `./run.sh test`).
+enum IntegrationEnvironment {
+    static let environment = ProcessInfo.processInfo.environment
+    /// The broker the suite runs against.
+    static let amqpURL = environment["PAREDAO_TEST_AMQP_URL"]
+    /// A command taking `stop` or `start` that stops and restarts that broker.
+    static let brokerControl = environment["PAREDAO_TEST_BROKER_CTL"]
+    static var isConfigured: Bool { amqpURL != nil && brokerControl != nil }
+    static var isCI: Bool { environment["CI"] == "true" }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var binaryFolder: URL {
+        if let folder = environment["PAREDAO_BIN_DIR"] { return URL(fileURLWithPath: folder) }
+        return packageRoot.appendingPathComponent(".build/debug")
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A child process (VoteAPI or VoteConsumer) with its output in a log file.
+///
+/// Spawned with posix_spawn and reaped with waitpid: Foundation's `Process` can miss the
+/// exit of a child whose own children outlive it (the broker script does that).
+final class ChildProcess: @unchecked Sendable {
+    let name: String
+    let logFile: URL
+    let pid: pid_t
+    private var exited = false
+
+    init(name: String, executable: String, environment: [String: String], folder: URL) throws {
+        self.name = name
+        logFile = folder.appendingPathComponent("\(name).log")
+        let path = IntegrationEnvironment.binaryFolder.appendingPathComponent(executable).path
+        pid = try spawn([path], environment: environment, output: logFile.path)
+    }
+
+    /// SIGKILL: the process gets no chance to finish anything.
+    func kill() {
+        signalAndWait(SIGKILL)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    func terminate() {
+        signalAndWait(SIGTERM)
+    }
+
+    private func signalAndWait(_ signal: Int32) {
+        guard !exited else { return }
+        Foundation.kill(pid, signal)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        exited = true
+    }
+
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+}
+
+/// Starts `arguments` with `environment`, standard output and error appended to `output`.
+func spawn(_ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for pointer in argv { free(pointer) }
+        for pointer in envp { free(pointer) }
+    }
+    var pid: pid_t = 0
+    let status = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+    guard status == 0 else { throw HarnessError("cannot start \(arguments[0]): error \(status)") }
+    return pid
+}
+
+/// One API and one consumer on the test broker, with their own queue, store and ports.
+final class TestStack: @unchecked Sendable {
+    let folder: URL
+    let queue: String
+    let apiPort: Int
+    let keyring: TokenKeyring
+    let environment: [String: String]
+    private(set) var api: ChildProcess?
+    private(set) var consumer: ChildProcess?
+    let http = HTTPClient()
+
+    init(extraEnvironment: [String: String] = [:]) throws {
+        guard let amqpURL = IntegrationEnvironment.amqpURL else { throw HarnessError("PAREDAO_TEST_AMQP_URL is not set") }
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-it-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        queue = "votes-it-\(UUID().uuidString.prefix(8).lowercased())"
+        apiPort = try Self.freePort()
+        let secret = TokenKeyring.generateSecret()
+        keyring = try TokenKeyring(parsing: "1:\(secret)", source: "test")
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "PAREDAO_AMQP_URL": amqpURL,
+            "PAREDAO_QUEUE": queue,
+            "PAREDAO_SQLITE_PATH": folder.appendingPathComponent("votes.sqlite").path,
+            "PAREDAO_POLL_FILE": IntegrationEnvironment.packageRoot.appendingPathComponent("config/poll.json").path,
+            "PAREDAO_TOKEN_KEYS": "1:\(secret)",
+            "PAREDAO_API_PORT": String(apiPort),
+            "PAREDAO_API_METRICS_PORT": "0",
+            "PAREDAO_CONSUMER_METRICS_PORT": "0",
+            "PAREDAO_SESSION_BUDGET": "1000000",
+            "PAREDAO_VOTE_RATE": "1000000",
+            "PAREDAO_VOTE_BURST": "1000000",
+            "PAREDAO_POW_DIFFICULTY": "8",
+            "PAREDAO_POW_MAX_DIFFICULTY": "10",
+            "PAREDAO_TOTALS_REFRESH_MS": "200",
+            "PAREDAO_CONFIRM_TIMEOUT_MS": "3000",
+            "PAREDAO_LOG_LEVEL": "info",
+        ]) { $1 }
+        environment.merge(extraEnvironment) { $1 }
+        self.environment = environment
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(apiPort)" }
+
+    func startConsumer() throws {
+        consumer = try ChildProcess(name: "consumer", executable: "VoteConsumer", environment: environment, folder: folder)
+    }
+
+    func startAPI() async throws {
+        api = try ChildProcess(name: "api", executable: "VoteAPI", environment: environment, folder: folder)
+        try await waitUntil("VoteAPI is ready", timeout: .seconds(30)) { try await self.get("/readyz").status == 200 }
+    }
+
+    func stopAll() {
+        api?.terminate()
+        consumer?.terminate()
+    }
+
+    /// A session token for 127.0.0.1, signed with the stack's key.
+    func token() -> String {
+        SessionToken.mint(keyring: keyring, network: ClientNetwork(address: "127.0.0.1")!, now: Timestamp.nowMillis() / 1000, lifetimeSeconds: 3600, budget: 1_000_000).encoded
+    }
+
+    func get(_ path: String) async throws -> HTTPClient.Response {
+        try await http.send("GET", baseURL + path)
+    }
+
+    func vote(_ participant: String, token: String?, voteID: String? = nil) async throws -> HTTPClient.Response {
+        var body = #"{"participant":"\#(participant)""#
+        if let voteID { body += #","voteId":"\#(voteID)""# }
+        body += "}"
+        var headers = ["Content-Type": "application/json"]
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        return try await http.send("POST", baseURL + "/api/v1/votes", body: Data(body.utf8), headers: headers)
+    }
+
+    /// The totals as producers see them.
+    func totals() async throws -> [String: Any] {
+        let response = try await get("/total")
+        guard response.status == 200 else { throw HarnessError("/total answered \(response.status)") }
+        return response.json
+    }
+
+    /// Ready messages in the stack's queue, asked of the broker itself.
+    func queueDepth() throws -> UInt32 {
+        guard let url = AMQPURL(IntegrationEnvironment.amqpURL ?? "") else { throw HarnessError("bad PAREDAO_TEST_AMQP_URL") }
+        return try AMQPConnection(url: url).messageCount(ofQueue: queue)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw HarnessError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Runs the broker control command (`stop` / `start`).
+func controlBroker(_ action: String) throws {
+    guard let command = IntegrationEnvironment.brokerControl else { throw HarnessError("PAREDAO_TEST_BROKER_CTL is not set") }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-broker-control.log").path
+    let pid = try spawn(["/bin/sh", "-c", "\(command) \(action)"], environment: ProcessInfo.processInfo.environment, output: log)
+    var status: Int32 = 0
+    _ = waitpid(pid, &status, 0)
+    guard status == 0 else { throw HarnessError("broker \(action) failed (wait status \(status)); see \(log)") }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func waitUntil(_ what: String, timeout: Duration, every interval: Duration = .milliseconds(100), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: interval)
+    }
+    throw HarnessError("timed out after \(timeout) waiting until \(what)")
+}
+
+/// A small HTTP client on URLSession with enough connections for concurrent votes.
+final class HTTPClient: Sendable {
+    struct Response: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: Data
+        var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    private let session: URLSession
+
+    init() {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = 30
+        session = URLSession(configuration: configuration)
+    }
+
+    func send(_ method: String, _ url: String, body: Data? = nil, headers: [String: String] = [:]) async throws -> Response {
+        guard let target = URL(string: url) else { throw HarnessError("bad URL \(url)") }
+        var request = URLRequest(url: target)
+        request.httpMethod = method
+        request.httpBody = body
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await session.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw HarnessError("not an HTTP response") }
+        var fields: [String: String] = [:]
+        for (name, value) in http.allHeaderFields { fields["\(name)".lowercased()] = "\(value)" }
+        return Response(status: http.statusCode, headers: fields, body: data)
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Synchronization
+import Testing
+import VoteShared
+
+/// Fails the run in CI when the integration suite below would be skipped.
+@Test("Integration environment is configured when CI=true")
+func integrationEnvironmentIsConfiguredInCI() {
+    if IntegrationEnvironment.isCI {
+        #expect(IntegrationEnvironment.isConfigured, "CI=true but PAREDAO_TEST_AMQP_URL / PAREDAO_TEST_BROKER_CTL are missing: run the tests with ./run.sh test")
+    }
+}
+
+/// What a batch of votes over HTTP came back with.
+struct VoteTally: Sendable {
+    var accepted: [String: Int] = [:]
+    /// Accepted votes per UTC hour ("2026-11-22T13:00:00Z") and participant.
+    var acceptedByHour: [String: [String: Int]] = [:]
+    var statuses: [Int: Int] = [:]
+    var acceptedCount: Int { accepted.values.reduce(0, +) }
+
+    mutating func record(_ participant: String, _ response: HTTPClient.Response) {
+        statuses[response.status, default: 0] += 1
+        guard response.status == 202, let vote = response.json["vote"] as? [String: Any], let acceptedAt = vote["acceptedAt"] as? String else { return }
+        accepted[participant, default: 0] += 1
+        acceptedByHour[String(acceptedAt.prefix(13)) + ":00:00Z", default: [:]][participant, default: 0] += 1
+    }
+}
+
+/// Posts `count` votes with at most `concurrency` in flight; `progress` sees the running count of 202s.
+func postVotes(_ count: Int, concurrency: Int, stack: TestStack, token: String, participant: @Sendable @escaping (Int) -> String, progress: Progress? = nil) async -> VoteTally {
+    await withTaskGroup(of: (String, HTTPClient.Response?).self) { group in
+        var tally = VoteTally()
+        var next = 0
+        func launch() {
+            guard next < count else { return }
+            let index = next
+            next += 1
+            group.addTask {
+                let who = participant(index)
+                return (who, try? await stack.vote(who, token: token))
+            }
+        }
+        for _ in 0..<concurrency { launch() }
+        for await (who, response) in group {
+            if let response {
+                tally.record(who, response)
+                if response.status == 202 { progress?.count.add(1, ordering: .relaxed) }
+            } else {
+                tally.statuses[0, default: 0] += 1
+            }
+            launch()
+        }
+        return tally
+    }
+}
+
+/// A running count shared with the task that posts votes.
+final class Progress: Sendable {
+    let count = Atomic<Int>(0)
+}
+
+/// Skewed on purpose so a mix-up between participants shows.
+@Sendable func skewedParticipant(_ index: Int) -> String {
+    switch index % 10 {
+    case 0..<5: "aline"
+    case 5..<8: "diego"
+    default: "camila"
+    }
+}
+
+/// Waits until the store's total reaches `expected`, then checks it stays there.
+func expectTotalsSettle(_ stack: TestStack, at expected: Int, timeout: Duration = .seconds(90)) async throws -> [String: Any] {
+    try await waitUntil("the total reaches \(expected)", timeout: timeout, every: .milliseconds(250)) {
+        (try await stack.totals()["total"] as? Int) ?? -1 >= expected
+    }
+    try await Task.sleep(for: .seconds(1.5))
+    let totals = try await stack.totals()
+    #expect(totals["total"] as? Int == expected, "votes counted more than once")
+    return totals
+}
+
+func votesByParticipant(_ totals: [String: Any]) -> [String: Int] {
+    var result: [String: Int] = [:]
+    for entry in totals["participants"] as? [[String: Any]] ?? [] {
+        if let id = entry["id"] as? String { result[id] = entry["votes"] as? Int ?? -1 }
+    }
+    return result
+}
+
+func votesByHour(_ totals: [String: Any]) -> [String: [String: Int]] {
+    var result: [String: [String: Int]] = [:]
+    for hour in totals["hours"] as? [[String: Any]] ?? [] {
+        guard let name = hour["hour"] as? String, let votes = hour["votes"] as? [String: Int] else { continue }
+        result[name] = votes.filter { $0.value > 0 }
+    }
+    return result
+}
+
+@Suite("Vote path on a real RabbitMQ", .serialized, .enabled(if: IntegrationEnvironment.isConfigured, "needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (./run.sh test sets them)"))
+struct VotePathTests {
+    @Test func tenThousandVotesAreCountedOverallPerParticipantAndPerHour() async throws {
+        let stack = try TestStack()
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        let tally = await postVotes(10_000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
+        #expect(tally.statuses == [202: 10_000])
+        let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
+        #expect(votesByParticipant(totals) == tally.accepted)
+        #expect(votesByHour(totals) == tally.acceptedByHour)
+        let hours = totals["hours"] as? [[String: Any]] ?? []
+        #expect(hours.reduce(0) { $0 + ($1["total"] as? Int ?? 0) } == 10_000)
+        let shares = (totals["participants"] as? [[String: Any]] ?? []).compactMap { $0["percentage"] as? Double }
+        #expect(abs(shares.reduce(0, +) - 100) < 0.05)
+    }
+
+    @Test func aRetriedClickWithTheSameVoteIdIsCountedOnce() async throws {
+        let stack = try TestStack()
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        let token = stack.token()
+        let click = UUID().uuidString
+        for _ in 0..<3 {
+            #expect(try await stack.vote("diego", token: token, voteID: click).status == 202)
+        }
+        #expect(try await stack.vote("camila", token: token).status == 202)
+        let totals = try await expectTotalsSettle(stack, at: 2)
+        #expect(votesByParticipant(totals) == ["aline": 0, "diego": 1, "camila": 1])
+    }
+
+    @Test func aConsumerKilledMidStreamStillCountsEveryAcceptedVoteExactlyOnce() async throws {
+        let stack = try TestStack(extraEnvironment: ["PAREDAO_CONSUMER_BATCH_SIZE": "200", "PAREDAO_CONSUMER_BATCH_MS": "20"])
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        let accepted = Progress()
+        let token = stack.token()
+        let sender = Task { await postVotes(6000, concurrency: 16, stack: stack, token: token, participant: skewedParticipant, progress: accepted) }
+        try await waitUntil("1,500 votes were accepted", timeout: .seconds(120)) { accepted.count.load(ordering: .relaxed) >= 1500 }
+        let killedConsumer = try #require(stack.consumer)
+        killedConsumer.kill()
+        let acceptedAtKill = accepted.count.load(ordering: .relaxed)
+        try await Task.sleep(for: .seconds(1))
+        try stack.startConsumer()
+        let tally = await sender.value
+        #expect(acceptedAtKill < tally.acceptedCount, "the consumer must die while votes are still flowing")
+        #expect(tally.statuses == [202: 6000])
+        let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
+        #expect(votesByParticipant(totals) == tally.accepted)
+        #expect(votesByHour(totals) == tally.acceptedByHour)
+    }
+
+    @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {
+        let stack = try TestStack()
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        let token = stack.token()
+        #expect(try await stack.vote("aline", token: token).status == 202)
+
+        try controlBroker("stop")
+        var restarted = false
+        defer { if !restarted { try? controlBroker("start") } }
+        try await waitUntil("/readyz fails", timeout: .seconds(20)) { try await stack.get("/readyz").status == 503 }
+        let refused = try await stack.vote("aline", token: token)
+        #expect(refused.status == 503)
+        #expect(["broker_unavailable", "broker_timeout"].contains(refused.errorCode ?? ""))
+        #expect(refused.headers["retry-after"] != nil)
+        #expect(try await stack.get("/healthz").status == 200)
+
+        try controlBroker("start")
+        restarted = true
+        try await waitUntil("/readyz succeeds again", timeout: .seconds(60)) { try await stack.get("/readyz").status == 200 }
+        try await waitUntil("a vote is accepted again", timeout: .seconds(30)) { try await stack.vote("camila", token: token).status == 202 }
+        let totals = try await expectTotalsSettle(stack, at: 2)
+        #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
+    }
+}

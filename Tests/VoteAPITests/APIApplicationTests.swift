@@ -1,0 +1,183 @@
+import NIOHTTP1
+import Testing
+@testable import VoteAPI
+import VoteShared
+
+@Suite("API routes and errors")
+struct APIApplicationTests {
+    @Test func unknownRoutesAndMethodsGetTheJSONErrorShape() throws {
+        let app = try TestApplication()
+        let (missing, missingBody) = try app.send(.GET, "/nope")
+        #expect(missing.status == .notFound)
+        #expect(missingBody.errorCode == "not_found")
+        let (wrongMethod, wrongBody) = try app.send(.DELETE, "/api/v1/votes")
+        #expect(wrongMethod.status == .methodNotAllowed)
+        #expect(wrongBody.errorCode == "method_not_allowed")
+        #expect(wrongMethod.headers.contains { $0.0 == "Allow" && $0.1 == "POST" })
+        #expect(try app.send(.POST, "/total").0.status == .methodNotAllowed)
+    }
+
+    @Test func healthIsAlwaysOkAndReadinessFailsWithoutBroker() throws {
+        let app = try TestApplication()
+        #expect(try app.send(.GET, "/healthz").0.status == .ok)
+        let (ready, body) = try app.send(.GET, "/readyz")
+        #expect(ready.status == .serviceUnavailable)
+        #expect(body.errorCode == "not_ready")
+        let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("broker connection is down"))
+    }
+
+    @Test func totalsAndPollAreServed() throws {
+        let app = try TestApplication()
+        let (totals, body) = try app.send(.GET, "/total")
+        #expect(totals.status == .ok)
+        #expect(body["poll"] as? String == "bbb26-paredao-10")
+        #expect(body["total"] as? Int == 0)
+        #expect((body["participants"] as? [[String: Any]])?.count == 3)
+        let (poll, pollBody) = try app.send(.GET, "/api/v1/poll")
+        #expect(poll.status == .ok)
+        #expect(((pollBody["poll"] as? [String: Any])?["participants"] as? [[String: Any]])?.first?["id"] as? String == "aline")
+    }
+
+    @Test func votesWithoutAValidTokenGet401WithTheReason() throws {
+        let app = try TestApplication()
+        let body = #"{"participant":"aline"}"#
+        #expect(try app.send(.POST, "/api/v1/votes", body: body).1.errorCode == "token_missing")
+        #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Basic abc")]).1.errorCode == "token_malformed")
+        #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Bearer abc")]).1.errorCode == "token_malformed")
+        let elsewhere = app.token(network: "10.1.2.3")
+        let (wrong, wrongBody) = try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Bearer \(elsewhere)")])
+        #expect(wrong.status == .unauthorized)
+        #expect(wrongBody.errorCode == "token_wrong_network")
+    }
+
+    @Test func theProxyHeaderIsTrustedOnlyFromConfiguredProxies() throws {
+        let app = try TestApplication()
+        let token = app.token(network: "10.1.2.3")
+        let headers = [("Authorization", "Bearer \(token)"), ("X-Real-IP", "10.1.2.99")]
+        // From the trusted proxy (127.0.0.1) the header counts: the token passes, the broker is down.
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers).1.errorCode == "broker_unavailable")
+        // From anyone else it does not.
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers, peer: "10.1.2.3").1.errorCode == "broker_unavailable")
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers, peer: "192.0.2.1").1.errorCode == "token_wrong_network")
+    }
+
+    @Test func badVoteBodiesGetTheirStatus() throws {
+        let app = try TestApplication()
+        let auth = ("Authorization", "Bearer \(app.token())")
+        let (type, typeBody) = try app.send(.POST, "/api/v1/votes", body: "participant=aline", headers: [auth, ("Content-Type", "application/x-www-form-urlencoded")])
+        #expect(type.status == .unsupportedMediaType)
+        #expect(typeBody.errorCode == "unsupported_media_type")
+        let (json, jsonBody) = try app.send(.POST, "/api/v1/votes", body: "{\"participant\":", headers: [auth])
+        #expect(json.status == .badRequest)
+        #expect(jsonBody.errorCode == "invalid_json")
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":3}"#, headers: [auth]).1.errorCode == "invalid_participant")
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline","voteId":"x"}"#, headers: [auth]).1.errorCode == "invalid_vote_id")
+        let (unknown, unknownBody) = try app.send(.POST, "/api/v1/votes", body: #"{"participant":"boninho"}"#, headers: [auth])
+        #expect(unknown.status == .unprocessableEntity)
+        #expect(unknownBody.errorCode == "unknown_participant")
+    }
+
+    @Test func aVoteWhileTheBrokerIsDownIs503WithRetryAfterAndCostsNoBudget() throws {
+        let app = try TestApplication()
+        let auth = ("Authorization", "Bearer \(app.token(budget: 1))")
+        for _ in 0..<3 {
+            let (response, body) = try app.send(.POST, "/api/v1/votes", body: #"{"participant":"diego"}"#, headers: [auth])
+            #expect(response.status == .serviceUnavailable)
+            #expect(body.errorCode == "broker_unavailable")
+            #expect(response.headers.contains { $0.0 == "Retry-After" })
+        }
+    }
+
+    @Test func aSolvedChallengeBuysOneSessionWhoseTokenIsAccepted() throws {
+        let app = try TestApplication()
+        let (issued, challenge) = try app.send(.POST, "/api/v1/challenges")
+        #expect(issued.status == .created)
+        let encoded = try #require(challenge["challenge"] as? String)
+        let difficulty = try #require(challenge["difficulty"] as? Int)
+        #expect(difficulty == 4)
+        let counter = ProofOfWork.solve(try #require(Base64URL.decode(encoded)), difficulty: difficulty)
+        let body = #"{"challenge":"\#(encoded)","counter":\#(counter)}"#
+        let (created, session) = try app.send(.POST, "/api/v1/sessions", body: body)
+        #expect(created.status == .created)
+        #expect(session["votesRemaining"] as? Int == 200)
+        let token = try #require(session["token"] as? String)
+        let (replay, replayBody) = try app.send(.POST, "/api/v1/sessions", body: body)
+        #expect(replay.status == .unauthorized)
+        #expect(replayBody.errorCode == "challenge_spent")
+        // The token passes the check; the vote then fails only because the broker is down.
+        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: [("Authorization", "Bearer \(token)")]).1.errorCode == "broker_unavailable")
+        let (_, other) = try app.send(.POST, "/api/v1/challenges")
+        let otherEncoded = try #require(other["challenge"] as? String)
+        let otherBytes = try #require(Base64URL.decode(otherEncoded))
+        var bad: UInt64 = 0
+        while ProofOfWork.leadingZeroBitsForTesting(otherBytes, bad) >= 4 { bad += 1 }
+        #expect(try app.send(.POST, "/api/v1/sessions", body: #"{"challenge":"\#(otherEncoded)","counter":\#(bad)}"#).1.errorCode == "solution_wrong")
+        #expect(try app.send(.POST, "/api/v1/sessions", body: #"{"challenge":"\#(otherEncoded)","counter":-1}"#).1.errorCode == "invalid_counter")
+    }
+}
+
+@Suite("Session limits")
+struct SessionLimiterTests {
+    let keyring = TestApplication.keyring
+    let network = ClientNetwork(address: "127.0.0.1")!
+
+    func token(budget: UInt32) -> SessionToken {
+        SessionToken.mint(keyring: keyring, network: network, now: 1_000, lifetimeSeconds: 600, budget: budget).token
+    }
+
+    @Test func burstThenRateLimitWithRetryAfterThenRefill() {
+        let limiter = SessionLimiter(ratePerSecond: 1, burst: 3, maxSessions: 100)
+        let session = token(budget: 100)
+        for expected in [99, 98, 97] as [UInt32] {
+            #expect(limiter.admit(session, nowMillis: 1_000_000) == .allowed(remaining: expected))
+        }
+        #expect(limiter.admit(session, nowMillis: 1_000_000) == .rateLimited(retryAfterSeconds: 1))
+        #expect(limiter.admit(session, nowMillis: 1_000_999) == .rateLimited(retryAfterSeconds: 1))
+        #expect(limiter.admit(session, nowMillis: 1_001_001) == .allowed(remaining: 96))
+        // Another session is not affected.
+        #expect(limiter.admit(token(budget: 5), nowMillis: 1_000_000) == .allowed(remaining: 4))
+    }
+
+    @Test func anExhaustedBudgetIsFinalAndRefundsGiveVotesBack() {
+        let limiter = SessionLimiter(ratePerSecond: 1000, burst: 1000, maxSessions: 100)
+        let session = token(budget: 2)
+        #expect(limiter.admit(session, nowMillis: 0) == .allowed(remaining: 1))
+        #expect(limiter.admit(session, nowMillis: 0) == .allowed(remaining: 0))
+        #expect(limiter.admit(session, nowMillis: 10_000) == .exhausted)
+        limiter.refund(session)
+        #expect(limiter.admit(session, nowMillis: 10_000) == .allowed(remaining: 0))
+    }
+
+    @Test func trackedSessionsStayBounded() {
+        let limiter = SessionLimiter(ratePerSecond: 1, burst: 1, maxSessions: 64)
+        for _ in 0..<10_000 { _ = limiter.admit(token(budget: 1), nowMillis: 0) }
+        #expect(limiter.trackedSessions <= 64 + 16)
+    }
+
+    @Test func aChallengeIsSpentOnceAndTheSetFailsClosedWhenFull() {
+        let spent = SpentChallenges(capacity: 2)
+        let nonce = VoteID.random()
+        #expect(spent.spend(nonce: nonce, expiresAt: 100, now: 0) == .fresh)
+        #expect(spent.spend(nonce: nonce, expiresAt: 100, now: 50) == .spent)
+        #expect(spent.spend(nonce: .random(), expiresAt: 100, now: 0) == .fresh)
+        #expect(spent.spend(nonce: .random(), expiresAt: 100, now: 0) == .full)
+        // Once they expire there is room again.
+        #expect(spent.spend(nonce: .random(), expiresAt: 300, now: 200) == .fresh)
+    }
+
+    @Test func difficultyRisesInStepsPerNetworkAndOverallUpToTheCap() {
+        let governor = DifficultyGovernor(base: 16, cap: 18)
+        let busy = ClientNetwork(address: "198.51.100.1")!
+        let quiet = ClientNetwork(address: "203.0.113.1")!
+        var seen: [Int] = []
+        for _ in 0..<600 { seen.append(governor.difficulty(for: busy, nowMillis: 0)) }
+        #expect(seen.first == 16)
+        #expect(seen[19] == 16)
+        #expect(seen[20] == 17)
+        #expect(seen.last == 18)
+        #expect(governor.difficulty(for: quiet, nowMillis: 1) == 16)
+        // A new window starts over.
+        #expect(governor.difficulty(for: busy, nowMillis: 20_000) == 16)
+    }
+}

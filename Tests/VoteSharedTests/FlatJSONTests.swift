@@ -1,0 +1,35 @@
+import Testing
+import VoteShared
+
+@Suite("Flat JSON parser")
+struct FlatJSONTests {
+    @Test func parsesFlatObjects() throws {
+        let fields = try FlatJSON.parseObject(Array(#" {"participant": "aline", "voteId": null, "n": 12, "ok": true, "s": "a\"b\u00e9\ud83d\ude00"} "#.utf8))
+        #expect(fields["participant"] == .string("aline"))
+        #expect(fields["voteId"] == .null)
+        #expect(fields["n"] == .number(12, text: "12"))
+        #expect(fields["ok"] == .bool(true))
+        #expect(fields["s"] == .string("a\"bé😀"))
+        #expect(try FlatJSON.parseObject(Array("{}".utf8)).isEmpty)
+    }
+
+    @Test(arguments: ["", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":{}}", "{\"a\":[1]}", "{\"a\":1}x", "{\"a\":\"\u{01}\"}", "{\"a\":tru}", "{\"a\":1,\"a\":2}", "{\"a\":\"\\ud800\"}", "null", "{'a':1}"])
+    func rejectsMalformedInput(_ text: String) {
+        #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject(Array(text.utf8)) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) }
+    }
+}
+
+@Suite("JSON log lines")
+struct JSONLogHandlerTests {
+    @Test func writesOneObjectPerLineWithFoldedLevels() {
+        let line = String(decoding: JSONLogHandler.line(level: .critical, label: "VoteAPI", message: "Broker \"down\"", metadata: ["status": "503", "route": "/api/v1/votes"], millis: 0), as: UTF8.self)
+        #expect(line == #"{"ts":"1970-01-01T00:00:00.000Z","level":"ERROR","logger":"VoteAPI","message":"Broker \"down\"","route":"/api/v1/votes","status":"503"}"# + "\n")
+        #expect(JSONLogHandler.levelName(.trace) == "DEBUG")
+        #expect(JSONLogHandler.levelName(.notice) == "INFO")
+        #expect(JSONLogHandler.levelName(.warning) == "WARNING")
+    }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what Paredão needs on a fresh Debian bookworm machine and builds it (release).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+# Build and run: C libraries, the broker, the web server, curl for the scripts.
+RUNTIME_PACKAGES=(librabbitmq-dev libsqlite3-dev libmongoc-dev libbson-dev pkg-config
+  rabbitmq-server nginx-light gettext-base openssl curl libjs-chart.js)
+# Observability, load and browser tests.
+TOOL_PACKAGES=(prometheus prometheus-alertmanager lnav wrk chromium chromium-driver
+  python3-selenium python3-pytest fonts-dejavu-core shellcheck)
+
+usage() {
+  cat <<'TXT'
+Usage: ./preflight.sh [--no-build] [--runtime-only]
+
+Installs Debian packages (apt-get; needs root), generates secrets under var/secrets
+(never overwriting them) and builds the Swift package in release mode.
+  --no-build       install and generate secrets only
+  --runtime-only   skip the observability, load-test and browser tools
+TXT
+}
+
+install_packages() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  echo "[preflight] installing: ${missing[*]}"
+  local sudo=()
+  ((EUID == 0)) || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_toolchain() {
+  if ! command -v swift >/dev/null; then
+    echo "[preflight] swift is not on PATH; install Swift 6.2 or later first" >&2
+    return 1
+  fi
+}
+
+main() {
+  local build=1 tools=1
+  while (($#)); do
+    case "$1" in
+      --no-build) build=0; shift ;;
+      --runtime-only) tools=0; shift ;;
+      -h|--help) usage; return 0 ;;
+      *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
+    esac
+  done
+  check_toolchain
+  install_packages "${RUNTIME_PACKAGES[@]}"
+  if ((tools)); then install_packages "${TOOL_PACKAGES[@]}"; fi
+  "$ROOT/scripts/make-secrets.sh"
+  if ((build)); then
+    echo "[preflight] swift build -c release"
+    swift build -c release
+  fi
+  echo "[preflight] ready: ./run.sh starts the stack, ./run.sh test runs the tests"
+}
+
+main "$@"

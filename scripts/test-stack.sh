@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Browser and outage suites against a real stack: VoteAPI + VoteConsumer (debug build) on
+# the test broker, nginx in front, Prometheus and Alertmanager scraping them.
+# Called by scripts/test.sh, which starts the test broker and exports
+# PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STACK="$ROOT/var/test/stack"
+PIDS=()
+FAILED=0
+PASSED=0
+
+usage() {
+  cat <<'TXT'
+Usage: scripts/test-stack.sh   (normally through ./run.sh test)
+
+Needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (set by scripts/test.sh). Ports:
+API 18080 (metrics 19101), consumer metrics 19102, nginx 18000, Prometheus 19090,
+Alertmanager 19093. Everything lives in var/test/stack and is stopped at exit.
+TXT
+}
+
+log() { printf '\n[stack] %s\n' "$*"; }
+
+cleanup() {
+  "$ROOT/monitoring/monitoring.sh" stop --data "$STACK/monitoring" -q >/dev/null 2>&1 || true
+  "$ROOT/nginx/nginx.sh" stop --prefix "$STACK/nginx" >/dev/null 2>&1 || true
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+wait_http() {
+  local url="$1" deadline=$((SECONDS + ${2:-60}))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "timed out waiting for $url" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+start_stack() {
+  rm -rf "$STACK"
+  mkdir -p "$STACK/log"
+  local bin
+  swift build >/dev/null
+  bin="$(swift build --show-bin-path)"
+  export PAREDAO_AMQP_URL="$PAREDAO_TEST_AMQP_URL"
+  export PAREDAO_QUEUE="votes-stack-$RANDOM"
+  export PAREDAO_SQLITE_PATH="$STACK/votes.sqlite"
+  export PAREDAO_API_PORT=18080 PAREDAO_API_METRICS_PORT=19101 PAREDAO_CONSUMER_METRICS_PORT=19102
+  export PAREDAO_POW_DIFFICULTY=12 PAREDAO_POW_MAX_DIFFICULTY=14
+  export PAREDAO_CONFIRM_TIMEOUT_MS=2000 PAREDAO_TOTALS_REFRESH_MS=500
+  "$bin/VoteConsumer" >>"$STACK/log/consumer.log" 2>&1 &
+  PIDS+=($!)
+  "$bin/VoteAPI" >>"$STACK/log/api.log" 2>&1 &
+  PIDS+=($!)
+  wait_http http://127.0.0.1:18080/readyz 60
+
+  head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$STACK/panel-password"
+  "$ROOT/nginx/make-htpasswd.sh" produtor "$STACK/panel-password" "$STACK/htpasswd" >/dev/null
+  "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx" --listen 127.0.0.1:18000 \
+    --api 127.0.0.1:18080 --htpasswd "$STACK/htpasswd" >/dev/null
+  wait_http http://127.0.0.1:18000/ 30
+
+  PAREDAO_PROM_LISTEN=127.0.0.1:19090 PAREDAO_AM_LISTEN=127.0.0.1:19093 \
+    PAREDAO_API_METRICS_TARGET=127.0.0.1:19101 PAREDAO_CONSUMER_METRICS_TARGET=127.0.0.1:19102 \
+    PAREDAO_RABBITMQ_METRICS_TARGET=127.0.0.1:15693 \
+    "$ROOT/monitoring/monitoring.sh" start --data "$STACK/monitoring" -q
+}
+
+run_suite() {
+  local name="$1"
+  shift
+  log "$name"
+  if "$@"; then
+    PASSED=$((PASSED + 1))
+  else
+    echo "[stack] $name FAILED" >&2
+    FAILED=$((FAILED + 1))
+  fi
+}
+
+main() {
+  if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then usage; return 0; fi
+  : "${PAREDAO_TEST_AMQP_URL:?run through ./run.sh test}"
+  : "${PAREDAO_TEST_BROKER_CTL:?run through ./run.sh test}"
+  trap cleanup EXIT
+  start_stack
+  run_suite "browser (headless Chromium)" env PAREDAO_WEB_URL=http://127.0.0.1:18000 \
+    PAREDAO_PANEL_USER=produtor PAREDAO_PANEL_PASSWORD="$(cat "$STACK/panel-password")" \
+    PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" /usr/bin/python3 "$ROOT/Tests/browser/test_pages.py"
+  run_suite "broker outage: 503, ERROR logs, error dashboard, alert" env PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" \
+    PAREDAO_API_URL=http://127.0.0.1:18080 PAREDAO_PROM_URL=http://127.0.0.1:19090 \
+    PAREDAO_AM_URL=http://127.0.0.1:19093 PAREDAO_LOG_DIR="$STACK/log" \
+    bash "$ROOT/Tests/monitoring/e2e_broker_outage.sh"
+  echo "stack suites: $PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main "$@"

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The project's one test command (./run.sh test): unit and integration tests against a
+# RabbitMQ of its own, then the monitoring and browser suites against a real stack.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TEST_VAR="$ROOT/var/test"
+RESULTS=()
+FAILED=0
+
+usage() {
+  cat <<'TXT'
+Usage: ./run.sh test [--only swift|monitoring|browser] [--keep-going]
+
+Runs, in order:
+  swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
+              RabbitMQ started here: port 5682, data in var/test/rabbitmq)
+  monitoring  promtool config/rule tests, live Prometheus query checks, lnav queries
+  browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
+              and the broker-outage check (503s, ERROR logs, error dashboard, alert)
+Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
+With CI=true an integration suite that did not run counts as a failure.
+TXT
+}
+
+log() { printf '\n[test] %s\n' "$*"; }
+
+broker_env() {
+  export PAREDAO_RABBITMQ_DIR="$TEST_VAR/rabbitmq"
+  export PAREDAO_RABBITMQ_PORT=5682
+  export PAREDAO_RABBITMQ_DIST_PORT=25682
+  export PAREDAO_RABBITMQ_EPMD_PORT=4392
+  export PAREDAO_RABBITMQ_PROMETHEUS_PORT=15693
+  export PAREDAO_RABBITMQ_NODE=paredao-test@localhost
+}
+
+start_broker() {
+  broker_env
+  mkdir -p "$TEST_VAR"
+  # The tests stop and start the broker through this command.
+  cat >"$TEST_VAR/broker-ctl.sh" <<CTL
+#!/usr/bin/env bash
+export PAREDAO_RABBITMQ_DIR="$PAREDAO_RABBITMQ_DIR" PAREDAO_RABBITMQ_PORT=$PAREDAO_RABBITMQ_PORT
+export PAREDAO_RABBITMQ_DIST_PORT=$PAREDAO_RABBITMQ_DIST_PORT PAREDAO_RABBITMQ_EPMD_PORT=$PAREDAO_RABBITMQ_EPMD_PORT
+export PAREDAO_RABBITMQ_PROMETHEUS_PORT=$PAREDAO_RABBITMQ_PROMETHEUS_PORT PAREDAO_RABBITMQ_NODE=$PAREDAO_RABBITMQ_NODE
+exec "$ROOT/scripts/rabbitmq.sh" "\$@"
+CTL
+  chmod +x "$TEST_VAR/broker-ctl.sh"
+  "$TEST_VAR/broker-ctl.sh" start
+  export PAREDAO_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5682/"
+  export PAREDAO_TEST_BROKER_CTL="$TEST_VAR/broker-ctl.sh"
+}
+
+stop_broker() {
+  if [[ -x "$TEST_VAR/broker-ctl.sh" ]]; then "$TEST_VAR/broker-ctl.sh" stop || true; fi
+}
+
+record() {
+  local name="$1" status="$2"
+  RESULTS+=("$name: $([[ $status == 0 ]] && echo passed || echo FAILED)")
+  if [[ $status != 0 ]]; then FAILED=$((FAILED + 1)); fi
+}
+
+run_swift() {
+  log "building tests"
+  swift build --build-tests
+  log "swift test (unit + integration)"
+  local out="$TEST_VAR/swift-test.log" status=0
+  swift test --skip-build 2>&1 | tee "$out" || status=$?
+  if [[ $status == 0 && "${CI:-}" == "true" ]]; then
+    local suite
+    for suite in 'Vote path on a real RabbitMQ' 'Human tokens on the real stack'; do
+      if ! grep -q "Suite \"$suite\" passed" "$out"; then
+        echo "CI: the integration suite \"$suite\" did not run and pass" >&2
+        status=1
+      fi
+    done
+  fi
+  record "swift (unit + integration)" "$status"
+}
+
+run_monitoring() {
+  [[ -f "$ROOT/Tests/monitoring/run.sh" ]] || return 0
+  log "monitoring tests"
+  local status=0
+  bash "$ROOT/Tests/monitoring/run.sh" || status=$?
+  record monitoring "$status"
+}
+
+main() {
+  local only=""
+  while (($#)); do
+    case "$1" in
+      --only) only="$2"; shift 2 ;;
+      -h|--help) usage; return 0 ;;
+      *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
+    esac
+  done
+  "$ROOT/scripts/make-secrets.sh" >/dev/null
+  start_broker
+  trap stop_broker EXIT
+  if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
+  if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
+  if [[ -z "$only" || "$only" == browser ]] && [[ -f "$ROOT/scripts/test-stack.sh" ]]; then
+    local status=0
+    bash "$ROOT/scripts/test-stack.sh" || status=$?
+    record "browser + outage" "$status"
+  fi
+  log "summary"
+  printf '  %s\n' "${RESULTS[@]}"
+  echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main "$@"
