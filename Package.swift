@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "VoteAPI", targets: ["VoteAPI"]),
         .executable(name: "VoteConsumer", targets: ["VoteConsumer"]),
         .executable(name: "paredao-token", targets: ["VoteTokenTool"]),
+        .executable(name: "paredao-ceilings", targets: ["BenchCeilings"]),
         // Libraries for the microbenchmarks package in bench/micro.
         .library(name: "VoteShared", targets: ["VoteShared"]),
         .library(name: "VoteStore", targets: ["VoteStore"]),
@@ -95,6 +96,18 @@ let package = Package(
         .executableTarget(
             name: "VoteTokenTool",
             dependencies: ["VoteShared"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The machine's ceilings for bench/: a bare 204 server and a confirmed-publish loop.
+        .executableTarget(
+            name: "BenchCeilings",
+            dependencies: [
+                "VoteShared", "RabbitMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
 

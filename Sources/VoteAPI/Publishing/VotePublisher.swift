@@ -138,7 +138,11 @@ final class VotePublisher: Sendable {
                 let (jobs, stopping) = takeJobs(wait: inFlight.isEmpty)
                 if stopping {
                     failAll(jobs.map(\.promise), with: .unavailable)
-                    dropConnection(failing: .unavailable, reason: "shutting down")
+                    for entry in inFlight.values { failAll(entry.promises, with: .unavailable) }
+                    inFlight.removeAll()
+                    connection = nil
+                    publisher.connected.store(false, ordering: .relaxed)
+                    publisher.logger.info("Publisher stopped")
                     return
                 }
                 guard connection != nil else {

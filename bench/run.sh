@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# Load harness: drives the real stack (RabbitMQ + VoteConsumer + VoteAPI + nginx, release
+# build) with wrk, checks that every accepted vote was stored exactly once, and measures
+# the machine's ceilings in the same run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BENCH="$ROOT/var/bench"
+BIN=""
+PIDS=()
+DURATION=60
+RATE=1000
+CONNECTIONS=64
+TOKENS=256
+MODES="paced-nginx paced-direct max-nginx max-direct"
+CEILINGS=1
+API_PORT=18180
+WEB_PORT=18100
+CEIL_NGINX_PORT=18200
+CEIL_NIO_PORT=18201
+CEIL_PROXY_PORT=18202
+FAILED=0
+
+usage() {
+  cat <<'TXT'
+Usage: bench/run.sh [--duration S] [--rate N] [--connections C] [--tokens N]
+                    [--modes "paced-nginx paced-direct max-nginx max-direct"] [--no-ceilings]
+
+Starts its own RabbitMQ (port 5692, data in var/bench), VoteConsumer, VoteAPI (port 18180)
+and nginx (port 18100) from the release build, mints session tokens with paredao-token
+(real proof-of-work challenges), then for each mode runs wrk against POST /api/v1/votes:
+  paced-*  a constant --rate votes/s (wrk Lua delay()), default 1,000
+  max-*    as fast as wrk can push with --connections connections
+  *-nginx through nginx; *-direct straight to VoteAPI
+After each run it waits until the consumer drained the queue and checks that the store
+counted exactly the votes the API accepted (0 lost, 0 extra); a mismatch fails the run.
+Then it measures the ceilings: nginx `return 204`, a bare SwiftNIO 204 server, nginx in
+front of that server, and RabbitMQ's confirmed-publish rate. Results: a Markdown table on
+standard output and in var/bench/results-<time>.md.
+
+The benchmark raises the per-token limits (PAREDAO_VOTE_RATE=100000, budget 10^9) and
+nginx's per-IP limits, because all load comes from one address and a few hundred tokens.
+Traffic goes to 127.0.0.1 only; every run stops by itself.
+TXT
+}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+cleanup() {
+  "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx" >/dev/null 2>&1 || true
+  "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx-ceiling" >/dev/null 2>&1 || true
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  broker stop >/dev/null 2>&1 || true
+}
+
+broker() {
+  PAREDAO_RABBITMQ_DIR="$BENCH/rabbitmq" PAREDAO_RABBITMQ_PORT=5692 PAREDAO_RABBITMQ_DIST_PORT=25692 \
+    PAREDAO_RABBITMQ_EPMD_PORT=4393 PAREDAO_RABBITMQ_PROMETHEUS_PORT=15694 PAREDAO_RABBITMQ_NODE=paredao-bench@localhost \
+    "$ROOT/scripts/rabbitmq.sh" "$@"
+}
+
+wait_http() {
+  local url="$1" deadline=$((SECONDS + ${2:-60}))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    ((SECONDS < deadline)) || { log "timed out waiting for $url"; return 1; }
+    sleep 0.2
+  done
+}
+
+# cpu_ticks PID...: user+system clock ticks used so far by those processes.
+cpu_ticks() {
+  local total=0 pid fields
+  for pid in "$@"; do
+    [[ -r "/proc/$pid/stat" ]] || continue
+    fields="$(sed 's/^.*) //' "/proc/$pid/stat")"
+    total=$((total + $(awk '{print $12 + $13}' <<<"$fields")))
+  done
+  echo "$total"
+}
+
+nginx_pids() {
+  local master
+  master="$(cat "$1/nginx.pid" 2>/dev/null || true)"
+  [[ -n "$master" ]] || return 0
+  echo "$master" $(pgrep -P "$master" || true)
+}
+
+beam_pid() {
+  cat "$BENCH/rabbitmq/rabbitmq.pid" 2>/dev/null || true
+}
+
+api_accepted() {
+  curl -fsS http://127.0.0.1:19191/metrics | awk '/^paredao_votes_accepted_total /{print $2}' | head -n1
+}
+
+stored_total() {
+  curl -fsS "http://127.0.0.1:$API_PORT/total" | sed -E 's/.*"total":([0-9]+).*/\1/; q'
+}
+
+start_stack() {
+  rm -rf "$BENCH"
+  mkdir -p "$BENCH/log"
+  broker start >&2
+  export PAREDAO_AMQP_URL=amqp://guest:guest@127.0.0.1:5692/
+  export PAREDAO_SQLITE_PATH="$BENCH/votes.sqlite"
+  export PAREDAO_API_PORT=$API_PORT PAREDAO_API_METRICS_PORT=19191 PAREDAO_CONSUMER_METRICS_PORT=19192
+  export PAREDAO_VOTE_RATE=100000 PAREDAO_VOTE_BURST=100000 PAREDAO_SESSION_BUDGET=1000000000
+  export PAREDAO_POW_DIFFICULTY=16 PAREDAO_POW_MAX_DIFFICULTY=16
+  export PAREDAO_LOG_LEVEL=info
+  "$BIN/VoteConsumer" >>"$BENCH/log/consumer.log" 2>&1 &
+  CONSUMER_PID=$!
+  PIDS+=("$CONSUMER_PID")
+  "$BIN/VoteAPI" >>"$BENCH/log/api.log" 2>&1 &
+  API_PID=$!
+  PIDS+=("$API_PID")
+  wait_http "http://127.0.0.1:$API_PORT/readyz" 60
+  head -c 12 /dev/urandom | base64 >"$BENCH/panel-password"
+  "$ROOT/nginx/make-htpasswd.sh" produtor "$BENCH/panel-password" "$BENCH/htpasswd" >/dev/null
+  "$ROOT/nginx/nginx.sh" start --prefix "$BENCH/nginx" --listen "127.0.0.1:$WEB_PORT" --api "127.0.0.1:$API_PORT" \
+    --htpasswd "$BENCH/htpasswd" --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 \
+    --session-rate 100000r/s --session-burst 100000 >/dev/null
+  wait_http "http://127.0.0.1:$WEB_PORT/" 30
+  log "minting $TOKENS session tokens (difficulty 16, real challenges)"
+  local started=$SECONDS
+  "$BIN/paredao-token" --url "http://127.0.0.1:$API_PORT" --count "$TOKENS" --concurrency 2 >"$BENCH/tokens.txt"
+  log "minted $(wc -l <"$BENCH/tokens.txt") tokens in $((SECONDS - started)) s"
+}
+
+# wait_drained: until the stored total equals the API's accepted count and stays there.
+wait_drained() {
+  local deadline=$((SECONDS + 180)) accepted stored
+  while ((SECONDS < deadline)); do
+    accepted="$(api_accepted)"
+    stored="$(stored_total)"
+    if [[ "$accepted" == "$stored" ]]; then
+      sleep 2
+      if [[ "$(stored_total)" == "$accepted" ]]; then echo "$stored"; return 0; fi
+    fi
+    sleep 0.5
+  done
+  echo "${stored:-?}"
+  return 1
+}
+
+json_field() {
+  sed -E "s/.*\"$2\":([0-9]+).*/\1/" <<<"$1"
+}
+
+# run_mode NAME: one wrk run; appends a table row to $ROWS.
+run_mode() {
+  local mode="$1" url rate=0 target threads=1
+  case "$mode" in
+    *-nginx) url="http://127.0.0.1:$WEB_PORT/" ; target="nginx → API" ;;
+    *-direct) url="http://127.0.0.1:$API_PORT/" ; target="API direct" ;;
+  esac
+  [[ "$mode" == paced-* ]] && rate=$RATE
+  local before_accepted before_stored
+  before_accepted="$(api_accepted)"
+  before_stored="$(stored_total)"
+  local pids=("$API_PID" "$CONSUMER_PID" $(beam_pid) $(nginx_pids "$BENCH/nginx"))
+  local cpu_api0 cpu_consumer0 cpu_broker0 cpu_nginx0
+  cpu_api0=$(cpu_ticks "$API_PID"); cpu_consumer0=$(cpu_ticks "$CONSUMER_PID")
+  cpu_broker0=$(cpu_ticks $(beam_pid)); cpu_nginx0=$(cpu_ticks $(nginx_pids "$BENCH/nginx"))
+  log "$mode: wrk -t$threads -c$CONNECTIONS -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s"))"
+  local output result
+  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$CONNECTIONS \
+    wrk -t$threads -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1)"
+  echo "$output" >"$BENCH/wrk-$mode.txt"
+  result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
+  local ticks_per_s seconds
+  ticks_per_s=$(getconf CLK_TCK)
+  local cpu_api cpu_consumer cpu_broker cpu_nginx
+  cpu_api=$(( ($(cpu_ticks "$API_PID") - cpu_api0) * 100 / ticks_per_s / DURATION ))
+  cpu_consumer=$(( ($(cpu_ticks "$CONSUMER_PID") - cpu_consumer0) * 100 / ticks_per_s / DURATION ))
+  cpu_broker=$(( ($(cpu_ticks $(beam_pid)) - cpu_broker0) * 100 / ticks_per_s / DURATION ))
+  cpu_nginx=$(( ($(cpu_ticks $(nginx_pids "$BENCH/nginx")) - cpu_nginx0) * 100 / ticks_per_s / DURATION ))
+  local drained stored_delta accepted_delta ok202 requests
+  drained="ok"
+  stored_after="$(wait_drained)" || drained="NOT DRAINED"
+  accepted_delta=$(( $(api_accepted) - before_accepted ))
+  stored_delta=$(( stored_after - before_stored ))
+  ok202="$(sed -E 's/.*"202":([0-9]+).*/\1/' <<<"$result")"
+  [[ "$ok202" =~ ^[0-9]+$ ]] || ok202=0
+  requests="$(json_field "$result" requests)"
+  seconds=$(awk -v us="$(json_field "$result" duration_us)" 'BEGIN{printf "%.2f", us/1e6}')
+  local rps verdict
+  rps=$(awk -v n="$ok202" -v s="$seconds" 'BEGIN{printf "%d", n/s}')
+  # wrk abandons requests still in flight when time is up, so the API may have accepted
+  # up to one per connection more than wrk saw answered.
+  if [[ "$drained" == ok && "$stored_delta" == "$accepted_delta" && $accepted_delta -ge $ok202 && $accepted_delta -le $((ok202 + CONNECTIONS)) ]]; then
+    verdict="ok (stored $stored_delta = accepted $accepted_delta; wrk saw $ok202 × 202)"
+  else
+    verdict="FAILED (stored $stored_delta, API accepted $accepted_delta, wrk 202s $ok202, $drained)"
+    FAILED=$((FAILED + 1))
+  fi
+  local non202=$((requests - ok202))
+  ROWS+=("| $mode | $target | $rps | $(us_ms "$(json_field "$result" p50_us)") | $(us_ms "$(json_field "$result" p99_us)") | $(us_ms "$(json_field "$result" p999_us)") | $non202 | $cpu_api% | $cpu_consumer% | $cpu_broker% | $cpu_nginx% | $verdict |")
+  RPS["$mode"]=$rps
+}
+
+us_ms() {
+  awk -v us="$1" 'BEGIN{printf "%.2f ms", us/1000}'
+}
+
+# plain_wrk URL: requests/s and p99 of a plain GET/POST load.
+plain_wrk() {
+  local url="$1" output
+  output="$(wrk -t1 -c"$CONNECTIONS" -d"${CEILING_SECONDS}s" --latency -s "$ROOT/bench/post74.lua" "$url" 2>&1)"
+  local rps p99
+  rps="$(awk '/^Requests\/sec:/{printf "%d", $2}' <<<"$output")"
+  p99="$(awk '/^ +99%/{print $2}' <<<"$output")"
+  echo "$rps $p99"
+}
+
+measure_ceilings() {
+  CEILING_SECONDS=$(( DURATION < 15 ? DURATION : 15 ))
+  log "ceilings: nginx return 204"
+  mkdir -p "$BENCH/nginx-ceiling/logs" "$BENCH/nginx-ceiling/tmp"
+  cat >"$BENCH/nginx-ceiling/nginx.conf" <<CONF
+worker_processes 1;
+pid $BENCH/nginx-ceiling/nginx.pid;
+error_log $BENCH/nginx-ceiling/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $BENCH/nginx-ceiling/tmp;
+  upstream bare { server 127.0.0.1:$CEIL_NIO_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$CEIL_NGINX_PORT; location / { return 204; } }
+  server { listen 127.0.0.1:$CEIL_PROXY_PORT;
+    location / { proxy_pass http://bare; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+  nginx -p "$BENCH/nginx-ceiling" -c "$BENCH/nginx-ceiling/nginx.conf" -e "$BENCH/nginx-ceiling/logs/error.log"
+  "$BIN/paredao-ceilings" http204 "$CEIL_NIO_PORT" 1 &
+  local nio=$!
+  PIDS+=("$nio")
+  wait_http "http://127.0.0.1:$CEIL_NIO_PORT/" 30 || true
+  read -r C_NGINX C_NGINX_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NGINX_PORT/")
+  log "ceilings: bare SwiftNIO 204"
+  read -r C_NIO C_NIO_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NIO_PORT/")
+  log "ceilings: nginx → bare SwiftNIO 204"
+  read -r C_PROXY C_PROXY_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_PROXY_PORT/")
+  kill -TERM "$nio" 2>/dev/null || true
+  kill -QUIT "$(cat "$BENCH/nginx-ceiling/nginx.pid")" 2>/dev/null || true
+  log "ceilings: RabbitMQ confirmed publishes (200,000 messages, 2,000 in flight, quorum queue)"
+  C_PUBLISH="$("$BIN/paredao-ceilings" publish amqp://guest:guest@127.0.0.1:5692/ 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
+}
+
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100*a/b; else print "n/a" }'
+}
+
+report() {
+  local file
+  file="$BENCH/results-$(date -u +%Y%m%dT%H%M%SZ).md"
+  {
+    echo "## Run of $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores ($(uname -r))"
+    echo
+    echo "wrk -t1 -c$CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised."
+    echo
+    echo "| mode | path | votes/s (202) | p50 | p99 | p99.9 | non-202 | CPU API | CPU consumer | CPU broker | CPU nginx | stored = accepted |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${ROWS[@]}"
+    if ((CEILINGS)); then
+      echo
+      echo "| ceiling (same run) | req/s | p99 |"
+      echo "| --- | --- | --- |"
+      echo "| nginx \`return 204\` | $C_NGINX | $C_NGINX_P99 |"
+      echo "| bare SwiftNIO 204 | $C_NIO | $C_NIO_P99 |"
+      echo "| nginx → bare SwiftNIO 204 | $C_PROXY | $C_PROXY_P99 |"
+      echo "| RabbitMQ confirmed publishes (msg/s) | $C_PUBLISH | |"
+      echo
+      echo "Ratios: max through nginx = $(ratio "${RPS[max-nginx]:-0}" "$C_PROXY") of nginx → bare SwiftNIO;" \
+        "max direct = $(ratio "${RPS[max-direct]:-0}" "$C_NIO") of bare SwiftNIO;" \
+        "max direct = $(ratio "${RPS[max-direct]:-0}" "$C_PUBLISH") of RabbitMQ's confirmed-publish rate (one vote per message)."
+    fi
+  } | tee "$file"
+  log "results in $file"
+}
+
+main() {
+  while (($#)); do
+    case "$1" in
+      --duration) DURATION="$2"; shift 2 ;;
+      --rate) RATE="$2"; shift 2 ;;
+      --connections) CONNECTIONS="$2"; shift 2 ;;
+      --tokens) TOKENS="$2"; shift 2 ;;
+      --modes) MODES="$2"; shift 2 ;;
+      --no-ceilings) CEILINGS=0; shift ;;
+      -h|--help) usage; return 0 ;;
+      *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
+    esac
+  done
+  command -v wrk >/dev/null || { echo "wrk is missing: run ./preflight.sh" >&2; return 1; }
+  swift build -c release >&2
+  BIN="$(swift build -c release --show-bin-path)"
+  declare -gA RPS=()
+  ROWS=()
+  trap cleanup EXIT
+  start_stack
+  local mode
+  for mode in $MODES; do run_mode "$mode"; done
+  if ((CEILINGS)); then measure_ceilings; fi
+  report
+  if ((FAILED)); then log "$FAILED run(s) did not store exactly the accepted votes"; return 1; fi
+}
+
+main "$@"

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Renders nginx/nginx.conf.template into a prefix folder, ready for
+#   nginx -p PREFIX -c PREFIX/nginx.conf -e PREFIX/logs/error.log
+# Start/stop/reload: see nginx/nginx.sh.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+usage() {
+    cat <<USAGE
+Usage: $(basename "$0") --prefix DIR [options]
+
+Renders ${here}/nginx.conf.template into DIR/nginx.conf and creates DIR/logs,
+DIR/tmp and DIR/cache. Nothing is started (see nginx.sh).
+
+Options:
+  --prefix DIR            folder for the rendered config, pid file, logs, temp and cache (required)
+  --listen ADDR           address nginx listens on (default 127.0.0.1:8000)
+  --api LIST              comma-separated VoteAPI instances host:port (default 127.0.0.1:8080)
+  --htpasswd FILE         htpasswd file for the producers' panel (default DIR/htpasswd;
+                          see make-htpasswd.sh)
+  --frontend DIR          static pages (default: the repository's frontend/)
+  --chartjs DIR           Chart.js folder from libjs-chart.js (default /usr/share/javascript/chart.js)
+  --workers N|auto        worker_processes (default auto)
+  --worker-connections N  worker_connections (default 4096)
+  --vote-rate RATE        per-IP limit on POST /api/v1/votes (default 50r/s)
+  --vote-burst N          burst for votes (default 100)
+  --session-rate RATE     per-IP limit on challenges and sessions (default 2r/s)
+  --session-burst N       burst for challenges and sessions (default 10)
+  --user USER[:GROUP]     worker user when started as root (default: the user running this)
+  --check                 run 'nginx -t' on the rendered config
+  -h, --help              show this help
+
+Load tests from one address should raise the per-IP limits, e.g.
+  --vote-rate 100000r/s --vote-burst 100000 --session-rate 1000r/s --session-burst 1000
+USAGE
+}
+
+die() { echo "render.sh: $*" >&2; exit 2; }
+
+prefix=""
+listen="127.0.0.1:8000"
+api="127.0.0.1:8080"
+htpasswd=""
+frontend="$(cd "${here}/.." && pwd)/frontend"
+chartjs="/usr/share/javascript/chart.js"
+workers="auto"
+worker_connections="4096"
+vote_rate="50r/s"
+vote_burst="100"
+session_rate="2r/s"
+session_burst="10"
+user_spec=""
+check=0
+
+need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --prefix) need_arg "$@"; prefix="$2"; shift 2 ;;
+        --listen) need_arg "$@"; listen="$2"; shift 2 ;;
+        --api) need_arg "$@"; api="$2"; shift 2 ;;
+        --htpasswd) need_arg "$@"; htpasswd="$2"; shift 2 ;;
+        --frontend) need_arg "$@"; frontend="$2"; shift 2 ;;
+        --chartjs) need_arg "$@"; chartjs="$2"; shift 2 ;;
+        --workers) need_arg "$@"; workers="$2"; shift 2 ;;
+        --worker-connections) need_arg "$@"; worker_connections="$2"; shift 2 ;;
+        --vote-rate) need_arg "$@"; vote_rate="$2"; shift 2 ;;
+        --vote-burst) need_arg "$@"; vote_burst="$2"; shift 2 ;;
+        --session-rate) need_arg "$@"; session_rate="$2"; shift 2 ;;
+        --session-burst) need_arg "$@"; session_burst="$2"; shift 2 ;;
+        --user) need_arg "$@"; user_spec="$2"; shift 2 ;;
+        --check) check=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+
+[[ -n "$prefix" ]] || { usage >&2; die "--prefix is required"; }
+command -v envsubst >/dev/null || die "envsubst not found (apt-get install gettext-base)"
+
+mkdir -p "$prefix"
+prefix="$(cd "$prefix" && pwd)"
+[[ -n "$htpasswd" ]] || htpasswd="${prefix}/htpasswd"
+[[ -d "$frontend" ]] || die "frontend folder not found: $frontend"
+frontend="$(cd "$frontend" && pwd)"
+[[ -f "${frontend}/index.html" ]] || die "no index.html in $frontend"
+[[ -d "$chartjs" ]] || echo "render.sh: warning: Chart.js folder not found: $chartjs (apt-get install libjs-chart.js)" >&2
+[[ -f "$htpasswd" ]] || echo "render.sh: warning: htpasswd file not found yet: $htpasswd (see make-htpasswd.sh)" >&2
+htpasswd="$(cd "$(dirname "$htpasswd")" && pwd)/$(basename "$htpasswd")"
+
+# Validate the values that end up inside the config.
+addr_re='^[][A-Za-z0-9.:_-]+$'   # host:port, [v6]:port or unix:/path
+[[ "$listen" =~ $addr_re ]] || die "bad --listen: $listen"
+[[ "$workers" =~ ^([0-9]+|auto)$ ]] || die "bad --workers: $workers"
+[[ "$worker_connections" =~ ^[0-9]+$ ]] || die "bad --worker-connections: $worker_connections"
+for rate in "$vote_rate" "$session_rate"; do
+    [[ "$rate" =~ ^[0-9]+r/[sm]$ ]] || die "bad rate (want e.g. 50r/s): $rate"
+done
+for burst in "$vote_burst" "$session_burst"; do
+    [[ "$burst" =~ ^[0-9]+$ ]] || die "bad burst: $burst"
+done
+for path in "$prefix" "$frontend" "$chartjs" "$htpasswd"; do
+    [[ "$path" != *[[:space:]\;\{\}\$\'\"]* ]] || die "paths may not contain spaces, quotes, ';', '{', '}' or '\$': $path"
+done
+
+upstream_servers=""
+IFS=',' read -r -a api_list <<< "$api"
+[[ ${#api_list[@]} -gt 0 ]] || die "--api is empty"
+for server in "${api_list[@]}"; do
+    server="${server// /}"
+    [[ -n "$server" ]] || continue
+    [[ "$server" =~ $addr_re ]] || die "bad --api entry: $server"
+    upstream_servers+="        server ${server} max_fails=3 fail_timeout=5s;"$'\n'
+done
+[[ -n "$upstream_servers" ]] || die "--api is empty"
+
+# Two descriptors per proxied connection, within the hard limit of this shell.
+rlimit_nofile=$((worker_connections * 2))
+hard_nofile="$(ulimit -Hn)"
+if [[ "$hard_nofile" =~ ^[0-9]+$ && "$hard_nofile" -lt "$rlimit_nofile" ]]; then
+    rlimit_nofile="$hard_nofile"
+    if [[ "$hard_nofile" -lt "$worker_connections" ]]; then
+        echo "render.sh: warning: open-file hard limit ${hard_nofile} < worker_connections ${worker_connections}" >&2
+    fi
+fi
+
+user_directive="# (not started as root: workers run as the invoking user)"
+if [[ "$(id -u)" -eq 0 ]]; then
+    if [[ -z "$user_spec" ]]; then
+        user_spec="$(id -un):$(id -gn)"
+    fi
+    user_directive="user ${user_spec%%:*}"
+    if [[ "$user_spec" == *:* ]]; then
+        user_directive+=" ${user_spec#*:}"
+    fi
+    user_directive+=";"
+    [[ "$user_spec" =~ ^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$ ]] || die "bad --user: $user_spec"
+fi
+
+mkdir -p "${prefix}/logs" "${prefix}/tmp" "${prefix}/cache"
+
+export NGX_PREFIX="$prefix" NGX_LISTEN="$listen" NGX_FRONTEND="$frontend" \
+    NGX_HTPASSWD="$htpasswd" NGX_CHARTJS_DIR="${chartjs%/}" NGX_WORKERS="$workers" \
+    NGX_WORKER_CONNECTIONS="$worker_connections" NGX_RLIMIT_NOFILE="$rlimit_nofile" NGX_VOTE_RATE="$vote_rate" \
+    NGX_VOTE_BURST="$vote_burst" NGX_SESSION_RATE="$session_rate" \
+    NGX_SESSION_BURST="$session_burst" NGX_USER_DIRECTIVE="$user_directive" \
+    NGX_UPSTREAM_SERVERS="${upstream_servers%$'\n'}"
+
+# envsubst takes the literal list of ${NAME}s to replace (nginx's own $vars stay).
+# shellcheck disable=SC2016
+vars='${NGX_PREFIX} ${NGX_LISTEN} ${NGX_FRONTEND} ${NGX_HTPASSWD} ${NGX_CHARTJS_DIR}'
+# shellcheck disable=SC2016
+vars+=' ${NGX_WORKERS} ${NGX_WORKER_CONNECTIONS} ${NGX_RLIMIT_NOFILE} ${NGX_VOTE_RATE} ${NGX_VOTE_BURST}'
+# shellcheck disable=SC2016
+vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
+
+tmp="$(mktemp "${prefix}/nginx.conf.XXXXXX")"
+trap 'rm -f "$tmp"' EXIT
+envsubst "$vars" < "${here}/nginx.conf.template" > "$tmp"
+# shellcheck disable=SC2016
+if grep -n '\${NGX_' "$tmp" >&2; then
+    die "unrendered variables left in the config (above)"
+fi
+chmod 644 "$tmp"
+mv -f "$tmp" "${prefix}/nginx.conf"
+trap - EXIT
+echo "render.sh: wrote ${prefix}/nginx.conf (listen ${listen}, api ${api})"
+
+if [[ "$check" -eq 1 ]]; then
+    nginx -t -q -p "${prefix}/" -c "${prefix}/nginx.conf" -e "${prefix}/logs/error.log"
+    echo "render.sh: nginx -t ok"
+fi
