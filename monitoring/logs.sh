@@ -125,6 +125,10 @@ if [[ "$MODE" == sql ]]; then
     SQL="${SQL#;}"
 fi
 
+if [[ "$MODE" == live ]]; then
+    [[ -t 0 && -t 1 ]] || usage_error "--live needs a terminal (use --query or --sql from scripts)"
+fi
+
 command -v lnav >/dev/null 2>&1 || die "lnav not found (apt-get install lnav; see monitoring/install-deps.sh)"
 
 if [[ ${#FILES[@]} -eq 0 ]]; then
@@ -152,7 +156,6 @@ ln -s "$LNAV_DIR/paredao_views.sql" "$CONFIG_DIR/formats/paredao/paredao_views.s
 export TZ=UTC
 
 if [[ "$MODE" == live ]]; then
-    [[ -t 0 && -t 1 ]] || usage_error "--live needs a terminal (use --query or --sql from scripts)"
     lnav -I "$CONFIG_DIR" "${FILES[@]}"
     exit $?
 fi

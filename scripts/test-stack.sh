@@ -74,6 +74,22 @@ start_stack() {
     "$ROOT/monitoring/monitoring.sh" start --data "$STACK/monitoring" -q
 }
 
+# Renders the three console dashboards (with the data the outage check produced) into
+# docs/screenshots/dashboard-*.png; fails when a page cannot be rendered.
+dashboard_screenshots() {
+  local page out
+  for page in executions latency errors; do
+    out="$ROOT/docs/screenshots/dashboard-$page.png"
+    rm -f "$out"
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1400 \
+      --virtual-time-budget=15000 --screenshot="$out" \
+      "http://127.0.0.1:19090/consoles/$page.html?range_input=5m" >/dev/null 2>&1 || true
+    [[ -s "$out" ]] || { echo "no screenshot of $page" >&2; return 1; }
+  done
+  "$ROOT/monitoring/logs.sh" --dir "$STACK/log" --query levels-1m >"$ROOT/docs/screenshots/log-query-levels.txt" || return 1
+  "$ROOT/monitoring/logs.sh" --dir "$STACK/log" --query last-errors >"$ROOT/docs/screenshots/log-query-last-errors.txt" || return 1
+}
+
 run_suite() {
   local name="$1"
   shift
@@ -99,6 +115,7 @@ main() {
     PAREDAO_API_URL=http://127.0.0.1:18080 PAREDAO_PROM_URL=http://127.0.0.1:19090 \
     PAREDAO_AM_URL=http://127.0.0.1:19093 PAREDAO_LOG_DIR="$STACK/log" \
     bash "$ROOT/Tests/monitoring/e2e_broker_outage.sh"
+  run_suite "dashboard screenshots with the outage's data" dashboard_screenshots
   echo "stack suites: $PASSED passed, $FAILED failed"
   ((FAILED == 0))
 }

@@ -258,16 +258,18 @@ final class VotePublisher: Sendable {
         }
 
         mutating func settle(upTo tag: UInt64, multiple: Bool, error: PublishError?) {
-            let tags: [UInt64] = multiple ? Array(oldestTag...max(oldestTag, tag)) : [tag]
+            let tags: ClosedRange<UInt64> = multiple ? oldestTag...max(oldestTag, tag) : tag...tag
             let now = ContinuousClock.now
+            var settled: [EventLoopPromise<Void>] = []
             for current in tags {
                 guard let entry = inFlight.removeValue(forKey: current) else { continue }
                 publisher.confirmTimer.recordNanoseconds((now - entry.sentAt).nanoseconds)
-                if let error {
-                    failAll(entry.promises, with: error)
-                } else {
-                    for promise in entry.promises { promise.succeed() }
-                }
+                settled.append(contentsOf: entry.promises)
+            }
+            if let error {
+                failAll(settled, with: error)
+            } else {
+                Self.complete(settled, with: .success(()))
             }
             while oldestTag < nextTag, inFlight[oldestTag] == nil { oldestTag += 1 }
         }
@@ -310,7 +312,22 @@ final class VotePublisher: Sendable {
         }
 
         func failAll(_ promises: some Sequence<EventLoopPromise<Void>>, with error: PublishError) {
-            for promise in promises { promise.fail(error) }
+            Self.complete(Array(promises), with: .failure(error))
+        }
+
+        /// Completes promises with one task per event loop instead of one per promise: a
+        /// promise completed from this thread would otherwise wake its loop every time.
+        static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, PublishError>) {
+            guard let first = promises.first else { return }
+            if promises.allSatisfy({ $0.futureResult.eventLoop === first.futureResult.eventLoop }) {
+                first.futureResult.eventLoop.execute { for promise in promises { promise.completeWith(result.mapError { $0 }) } }
+                return
+            }
+            var byLoop: [ObjectIdentifier: [EventLoopPromise<Void>]] = [:]
+            for promise in promises { byLoop[ObjectIdentifier(promise.futureResult.eventLoop), default: []].append(promise) }
+            for group in byLoop.values {
+                group[0].futureResult.eventLoop.execute { for promise in group { promise.completeWith(result.mapError { $0 }) } }
+            }
         }
     }
 }
