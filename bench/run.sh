@@ -157,17 +157,21 @@ run_mode() {
     *-direct) url="http://127.0.0.1:$API_PORT/" ; target="API direct" ;;
   esac
   [[ "$mode" == paced-* ]] && rate=$RATE
+  local pause=""
+  if ((rate > 0)); then
+    pause="$(calibrate_pause "$url" "$rate")"
+    wait_drained >/dev/null || true
+  fi
   local before_accepted before_stored
   before_accepted="$(api_accepted)"
   before_stored="$(stored_total)"
-  local pids=("$API_PID" "$CONSUMER_PID" $(beam_pid) $(nginx_pids "$BENCH/nginx"))
   local cpu_api0 cpu_consumer0 cpu_broker0 cpu_nginx0
   cpu_api0=$(cpu_ticks "$API_PID"); cpu_consumer0=$(cpu_ticks "$CONSUMER_PID")
   cpu_broker0=$(cpu_ticks $(beam_pid)); cpu_nginx0=$(cpu_ticks $(nginx_pids "$BENCH/nginx"))
-  log "$mode: wrk -t$threads -c$CONNECTIONS -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s"))"
+  log "$mode: wrk -t$threads -c$CONNECTIONS -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s, pause ${pause} ms per connection"))"
   local output result
   output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$CONNECTIONS \
-    wrk -t$threads -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1)"
+    PAREDAO_BENCH_PAUSE_MS="$pause" wrk -t$threads -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1)"
   echo "$output" >"$BENCH/wrk-$mode.txt"
   result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
   local ticks_per_s seconds
@@ -199,6 +203,22 @@ run_mode() {
   local non202=$((requests - ok202))
   ROWS+=("| $mode | $target | $rps | $(us_ms "$(json_field "$result" p50_us)") | $(us_ms "$(json_field "$result" p99_us)") | $(us_ms "$(json_field "$result" p999_us)") | $non202 | $cpu_api% | $cpu_consumer% | $cpu_broker% | $cpu_nginx% | $verdict |")
   RPS["$mode"]=$rps
+}
+
+# calibrate_pause URL RATE: each connection sends, waits for the answer, then pauses, so
+# rate = connections / (pause + latency). A 5-second run measures the latency; the pause
+# that gives RATE is connections/RATE minus that latency.
+calibrate_pause() {
+  local url="$1" rate="$2" pause0 output result requests seconds
+  pause0=$(awk -v c="$CONNECTIONS" -v r="$rate" 'BEGIN{printf "%.3f", 1000*c/r}')
+  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_PAUSE_MS="$pause0" \
+    wrk -t1 -c"$CONNECTIONS" -d5s -s "$ROOT/bench/votes.lua" "$url" 2>&1)"
+  result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
+  requests="$(json_field "$result" requests)"
+  seconds="$(json_field "$result" duration_us)"
+  awk -v c="$CONNECTIONS" -v r="$rate" -v p="$pause0" -v n="$requests" -v us="$seconds" 'BEGIN{
+    measured = n / (us / 1e6); latency = 1000 * c / measured - p; pause = 1000 * c / r - latency;
+    if (pause < 0) pause = 0; printf "%.3f", pause }'
 }
 
 us_ms() {

@@ -1,7 +1,7 @@
 -- wrk script: POST /api/v1/votes spread over many session tokens.
 -- Environment: PAREDAO_BENCH_TOKENS (file with one token per line, required),
 -- PAREDAO_BENCH_RATE (total votes/s across all connections; 0 or unset = as fast as possible),
--- PAREDAO_BENCH_CONNECTIONS (must equal wrk -c, for pacing).
+-- PAREDAO_BENCH_CONNECTIONS (must equal wrk -c, for pacing), PAREDAO_BENCH_PAUSE_MS (overrides the pause).
 local threads = {}
 local thread_index = 0
 
@@ -27,6 +27,9 @@ function init(args)
   local rate = tonumber(os.getenv("PAREDAO_BENCH_RATE") or "0") or 0
   local connections = tonumber(os.getenv("PAREDAO_BENCH_CONNECTIONS") or "1") or 1
   if rate > 0 then pause_ms = 1000 * connections / rate end
+  -- bench/run.sh calibrates the pause so that pause + latency gives the target rate.
+  local pause = tonumber(os.getenv("PAREDAO_BENCH_PAUSE_MS") or "")
+  if pause then pause_ms = pause end
   counts = {}
 end
 

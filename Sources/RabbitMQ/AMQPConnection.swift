@@ -105,6 +105,16 @@ public final class AMQPConnection {
         }
     }
 
+    /// The socket's file descriptor, for `poll` together with other descriptors.
+    public var socketDescriptor: Int32 {
+        amqp_get_sockfd(state)
+    }
+
+    /// Whether librabbitmq already holds unread input, which `poll` on the socket would miss.
+    public var hasBufferedInput: Bool {
+        amqp_data_in_buffer(state) != 0 || amqp_frames_enqueued(state) != 0
+    }
+
     /// Lets the broker send at most `prefetch` unacknowledged messages.
     public func setPrefetch(_ prefetch: UInt16) throws(AMQPError) {
         amqp_basic_qos(state, channel, 0, prefetch, 0)

@@ -47,17 +47,24 @@ struct TestApplication {
         switch application.handle(request, on: loop) {
         case .now(let answer): response = answer
         case .later(let future):
-            var result: APIResponse?
-            for _ in 0..<500 where result == nil {
-                loop.run()
-                future.whenSuccess { result = $0 }
-                if result == nil { Thread.sleep(forTimeInterval: 0.01) }
-            }
-            guard let result else { throw TestFailure("deferred answer never came") }
-            response = result
+            response = try wait(for: future)
+        case .afterPublish(let published, let respond):
+            response = try wait(for: published.map { Result<Void, any Error>.success(()) }.recover { .failure($0) }.map(respond))
         }
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return (response, object)
+    }
+
+    /// Runs the embedded loop until `future` completes (the publisher completes from its thread).
+    private func wait<T>(for future: EventLoopFuture<T>) throws -> T {
+        var result: T?
+        future.whenSuccess { result = $0 }
+        for _ in 0..<500 where result == nil {
+            loop.run()
+            if result == nil { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        guard let result else { throw TestFailure("deferred answer never came") }
+        return result
     }
 
     func token(network: String = "127.0.0.1", budget: UInt32 = 200) -> String {

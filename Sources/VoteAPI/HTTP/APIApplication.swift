@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 import VoteShared
 
@@ -37,10 +38,12 @@ struct APIResponse {
     }
 }
 
-/// Either an answer now, or one that comes when the broker confirms.
+/// Either an answer now, or one that comes later: after a store read, or when the broker
+/// confirmed a vote (one future per vote, answered by `respond`).
 enum APIAnswer {
     case now(APIResponse)
     case later(EventLoopFuture<APIResponse>)
+    case afterPublish(EventLoopFuture<Void>, respond: (Result<Void, any Error>) -> APIResponse)
 }
 
 /// The vote path's shared services and the logic of every route.
@@ -225,7 +228,7 @@ final class APIApplication: Sendable {
         let voteID: VoteID
         switch fields["voteId"] {
         case nil, .null?:
-            voteID = .random()
+            voteID = Self.randomVoteID()
         case .string(let text)?:
             guard let parsed = VoteID(text) else { return reject(.invalidField("vote_id", "\"voteId\" must be a UUID.")) }
             voteID = parsed
@@ -240,16 +243,18 @@ final class APIApplication: Sendable {
         case .exhausted: return reject(.sessionExhausted)
         }
         let vote = Vote(id: voteID, pollID: poll.id, participantID: participant, acceptedAtMillis: now)
-        let future = publisher.publish(vote, on: eventLoop).map { [self] () -> APIResponse in
-            metrics.voteAccepted()
-            return APIResponse(status: .accepted, body: acceptedBody(vote, remaining: remaining))
-        }.flatMapErrorThrowing { [self] error -> APIResponse in
-            limiter.refund(token)
-            let apiError = APIError.publish(error as? PublishError ?? .unavailable)
-            metrics.voteRejected(apiError.rejectionReason)
-            return APIResponse(error: apiError)
+        return .afterPublish(publisher.publish(vote, on: eventLoop)) { [self] result in
+            switch result {
+            case .success:
+                metrics.voteAccepted()
+                return APIResponse(status: .accepted, body: acceptedBody(vote, remaining: remaining))
+            case .failure(let error):
+                limiter.refund(token)
+                let apiError = APIError.publish(error as? PublishError ?? .unavailable)
+                metrics.voteRejected(apiError.rejectionReason)
+                return APIResponse(error: apiError)
+            }
         }
-        return .later(future)
     }
 
     private func reject(_ error: APIError) -> APIAnswer {
@@ -272,24 +277,50 @@ final class APIApplication: Sendable {
         guard let type = request.headers.first(name: "Content-Type") else {
             return (request.body?.readableBytes ?? 0) == 0 ? nil : .unsupportedMediaType
         }
+        if type == "application/json" { return nil }
         let mediaType = type.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased()
         return mediaType == "application/json" ? nil : .unsupportedMediaType
     }
 
+    /// `{"vote":{…},"totals":<snapshot>}`, written straight into bytes (hot path).
     private func acceptedBody(_ vote: Vote, remaining: UInt32) -> [UInt8] {
         let snapshot = totals.latest() ?? totals.emptySnapshot
-        var writer = JSONWriter(capacity: 200 + snapshot.json.count)
-        writer.beginObject()
-        writer.key("vote")
-        writer.beginObject()
-        writer.field("id", vote.id.description)
-        writer.field("participant", vote.participantID)
-        writer.field("acceptedAt", Timestamp.iso8601(millis: vote.acceptedAtMillis))
-        writer.field("votesRemaining", Int64(remaining))
-        writer.endObject()
-        writer.key("totals")
-        writer.raw(snapshot.json)
-        writer.endObject()
-        return writer.bytes
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + snapshot.json.count)
+        bytes.append(contentsOf: #"{"vote":{"id":""#.utf8)
+        bytes.append(contentsOf: vote.id.description.utf8)
+        bytes.append(contentsOf: #"","participant":""#.utf8)
+        bytes.append(contentsOf: vote.participantID.utf8) // a poll id: [a-z0-9_-] only
+        bytes.append(contentsOf: #"","acceptedAt":""#.utf8)
+        Timestamp.appendISO8601(millis: vote.acceptedAtMillis, to: &bytes)
+        bytes.append(contentsOf: #"","votesRemaining":"#.utf8)
+        bytes.append(contentsOf: String(remaining).utf8)
+        bytes.append(contentsOf: #"},"totals":"#.utf8)
+        bytes.append(contentsOf: snapshot.json)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
+
+    /// A server-made vote id from a per-thread fast generator (unique, not secret).
+    static func randomVoteID() -> VoteID {
+        VoteIDSource.current.next()
+    }
+}
+
+/// One fast generator per thread for server-made vote ids.
+final class VoteIDSource: @unchecked Sendable {  // used only by the thread that owns it
+    private var generator = FastRandom()
+
+    func next() -> VoteID {
+        VoteID.random(using: &generator)
+    }
+
+    static var current: VoteIDSource {
+        if let existing = threadLocal.currentValue { return existing }
+        let source = VoteIDSource()
+        threadLocal.currentValue = source
+        return source
+    }
+
+    private static let threadLocal = ThreadSpecificVariable<VoteIDSource>()
 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import VoteShared
 
 /// Frames HTTP/1.1 requests (with a body limit) and writes the application's answers.
@@ -54,7 +55,7 @@ final class APIHandler: ChannelInboundHandler {
                 return
             }
             state = .idle
-            let requestID = head.headers.first(name: "X-Request-ID") ?? String(UInt64.random(in: 1...UInt64.max), radix: 16)
+            let requestID = Self.requestID(from: head.headers)
             let request = APIRequest(
                 method: head.method, uri: head.uri, route: Route(uri: head.uri), headers: head.headers, body: body,
                 peerAddress: context.channel.remoteAddress?.ipAddress, requestID: requestID
@@ -72,9 +73,25 @@ final class APIHandler: ChannelInboundHandler {
                     }
                     self.write(response, for: head, route: request.route, started: started, requestID: requestID, keepAlive: keepAlive, context: context)
                 }
+            case .afterPublish(let published, let respond):
+                published.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                    self.write(respond(result), for: head, route: request.route, started: started, requestID: requestID, keepAlive: keepAlive, context: context)
+                }
             }
         }
     }
+
+    /// The caller's X-Request-ID when it is a sane token (it is echoed back), else a new one.
+    static func requestID(from headers: HTTPHeaders) -> String {
+        if let given = headers.first(name: "X-Request-ID"), (1...64).contains(given.utf8.count),
+           given.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) {
+            return given
+        }
+        return String(nextRequestNumber.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
+    }
+
+    /// Request ids: a random start per process, then a counter (no system call per request).
+    private static let nextRequestNumber = Atomic<UInt64>(UInt64.random(in: 0...(UInt64.max >> 8)))
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A malformed request: answer 400 if nothing was written yet, then close.

@@ -14,6 +14,10 @@ enum Route: String, CaseIterable {
 
     /// The route for a request target (query string ignored).
     init(uri: String) {
+        if let exact = Route(rawValue: uri) {
+            self = exact
+            return
+        }
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         self = Route(rawValue: trimmed) ?? .unmatched

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Metrics
 import NIOCore
@@ -49,7 +52,7 @@ final class VotePublisher: Sendable {
 
     private let settings: Settings
     private let mailbox = Mutex(Mailbox())
-    private let wakeUp = NSCondition()
+    private let wakeUp = Wakeup()
     private let connected = Atomic<Bool>(false)
     private let logger = Logger(label: "VoteAPI.publisher")
     private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
@@ -79,9 +82,7 @@ final class VotePublisher: Sendable {
     /// Stops the thread, failing whatever was not confirmed yet, and waits up to 5 s.
     func stop() {
         mailbox.withLock { $0.stopping = true }
-        wakeUp.lock()
-        wakeUp.broadcast()
-        wakeUp.unlock()
+        wakeUp.signal()
         let deadline = ContinuousClock.now + .seconds(5)
         while !finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
             Thread.sleep(forTimeInterval: 0.01)
@@ -100,10 +101,8 @@ final class VotePublisher: Sendable {
         }
         switch outcome {
         case .queuedFirst:
-            // Signalled under the condition's lock, so a publisher about to wait cannot miss it.
-            wakeUp.lock()
+            // The eventfd keeps the signal until the publisher reads it, so none is lost.
             wakeUp.signal()
-            wakeUp.unlock()
         case .queued:
             break
         case .refused:
@@ -125,7 +124,7 @@ final class VotePublisher: Sendable {
         var inFlight: [UInt64: InFlight] = [:]
         var oldestTag: UInt64 = 1
         var backoff: Duration = .milliseconds(100)
-        var lastLivenessCheck = ContinuousClock.now
+        var lastExpiryCheck = ContinuousClock.now
         var buffer: [UInt8] = []
 
         init(publisher: VotePublisher) {
@@ -135,7 +134,7 @@ final class VotePublisher: Sendable {
         mutating func run() {
             while true {
                 if connection == nil { connect() }
-                let (jobs, stopping) = takeJobs(wait: inFlight.isEmpty)
+                let (jobs, stopping) = takeJobs()
                 if stopping {
                     failAll(jobs.map(\.promise), with: .unavailable)
                     for entry in inFlight.values { failAll(entry.promises, with: .unavailable) }
@@ -147,33 +146,35 @@ final class VotePublisher: Sendable {
                 }
                 guard connection != nil else {
                     failAll(jobs.map(\.promise), with: .unavailable)
+                    if jobs.isEmpty { waitForWork(timeout: .milliseconds(50)) }
                     continue
                 }
                 if !jobs.isEmpty { send(jobs) }
-                collectConfirms(waitForFirst: !inFlight.isEmpty && publisher.mailbox.withLock { $0.jobs.isEmpty })
+                collectConfirms(waitForFirst: false)
                 expireOverdue()
-                checkLivenessIfIdle()
+                if jobs.isEmpty { waitForWork(timeout: inFlight.isEmpty ? .milliseconds(500) : .milliseconds(20)) }
             }
         }
 
-        /// Takes all waiting jobs; blocks briefly for new ones only when nothing is in flight.
-        mutating func takeJobs(wait: Bool) -> ([Job], Bool) {
-            let taken = publisher.mailbox.withLock { box -> ([Job], Bool) in
+        /// Takes all waiting jobs without blocking.
+        mutating func takeJobs() -> ([Job], Bool) {
+            publisher.mailbox.withLock { box -> ([Job], Bool) in
                 let jobs = box.jobs
                 box.jobs.removeAll(keepingCapacity: true)
                 return (jobs, box.stopping)
             }
-            guard taken.0.isEmpty, !taken.1, wait else { return taken }
-            publisher.wakeUp.lock()
-            if publisher.mailbox.withLock({ $0.jobs.isEmpty && !$0.stopping }) {
-                _ = publisher.wakeUp.wait(until: Date(timeIntervalSinceNow: connection == nil ? 0.05 : 0.25))
+        }
+
+        /// Sleeps until a vote is queued, the broker sends something (a confirm, or the
+        /// socket closing), or `timeout` passes — without spinning and without a fixed delay.
+        func waitForWork(timeout: Duration) {
+            if let connection, connection.hasBufferedInput { return }
+            var descriptors = [pollfd(fd: publisher.wakeUp.descriptor, events: Int16(POLLIN), revents: 0)]
+            if let connection {
+                descriptors.append(pollfd(fd: connection.socketDescriptor, events: Int16(POLLIN), revents: 0))
             }
-            publisher.wakeUp.unlock()
-            return publisher.mailbox.withLock { box -> ([Job], Bool) in
-                let jobs = box.jobs
-                box.jobs.removeAll(keepingCapacity: true)
-                return (jobs, box.stopping)
-            }
+            _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.milliseconds))
+            if descriptors[0].revents != 0 { publisher.wakeUp.reset() }
         }
 
         mutating func connect() {
@@ -186,7 +187,6 @@ final class VotePublisher: Sendable {
                 nextTag = 1
                 oldestTag = 1
                 backoff = .milliseconds(100)
-                lastLivenessCheck = .now
                 publisher.connected.store(true, ordering: .relaxed)
                 publisher.brokerUp.record(1)
                 publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "queue": "\(publisher.settings.queue)"])
@@ -198,11 +198,17 @@ final class VotePublisher: Sendable {
             }
         }
 
-        /// Sleeps, but wakes up early when the publisher is stopping.
+        /// Sleeps, failing votes that arrive meanwhile; wakes up early when stopping.
         func sleep(_ duration: Duration) {
             let deadline = ContinuousClock.now + duration
-            while ContinuousClock.now < deadline, !publisher.mailbox.withLock({ $0.stopping }) {
-                Thread.sleep(forTimeInterval: 0.02)
+            while ContinuousClock.now < deadline {
+                let (jobs, stopping) = publisher.mailbox.withLock { box -> ([Job], Bool) in
+                    defer { box.jobs.removeAll() }
+                    return (box.jobs, box.stopping)
+                }
+                failAll(jobs.map(\.promise), with: .unavailable)
+                if stopping { return }
+                waitForWork(timeout: min(.milliseconds(50), deadline - .now))
             }
         }
 
@@ -275,7 +281,11 @@ final class VotePublisher: Sendable {
         }
 
         mutating func expireOverdue() {
-            let deadline = ContinuousClock.now - publisher.settings.confirmTimeout
+            // Confirm time-outs are seconds long; looking every few milliseconds is enough.
+            let now = ContinuousClock.now
+            guard now - lastExpiryCheck > .milliseconds(5) else { return }
+            lastExpiryCheck = now
+            let deadline = now - publisher.settings.confirmTimeout
             while oldestTag < nextTag {
                 guard let entry = inFlight[oldestTag] else {
                     oldestTag += 1
@@ -286,17 +296,6 @@ final class VotePublisher: Sendable {
                 failAll(entry.promises, with: .timedOut)
                 publisher.logger.warning("Broker confirm timed out", metadata: ["votes": "\(entry.promises.count)"])
                 oldestTag += 1
-            }
-        }
-
-        /// With nothing in flight a dead socket goes unnoticed; poll it about once a second.
-        mutating func checkLivenessIfIdle() {
-            guard let connection, inFlight.isEmpty, ContinuousClock.now - lastLivenessCheck > .seconds(1) else { return }
-            lastLivenessCheck = .now
-            do {
-                _ = try connection.nextConfirm(timeout: .zero)
-            } catch {
-                dropConnection(failing: .unavailable, reason: "\(error)")
             }
         }
 
@@ -339,4 +338,39 @@ extension Duration {
     }
 
     var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}
+
+/// A non-blocking pipe that wakes the publisher thread from `poll`; a signal stays
+/// readable until drained, so none is lost between checking the mailbox and sleeping.
+final class Wakeup: Sendable {
+    /// The read end, for `poll`.
+    let descriptor: Int32
+    private let writeEnd: Int32
+
+    init() {
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for end in ends {
+                _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            }
+        }
+        descriptor = ends[0]
+        writeEnd = ends[1]
+    }
+
+    deinit {
+        close(descriptor)
+        close(writeEnd)
+    }
+
+    func signal() {
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)
+    }
+
+    func reset() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while read(descriptor, &bytes, bytes.count) == bytes.count {}
+    }
 }

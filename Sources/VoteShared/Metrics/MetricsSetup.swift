@@ -1,5 +1,5 @@
 public import Prometheus
-public import Metrics
+import Metrics
 public import NIOCore
 import NIOPosix
 import NIOHTTP1

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One person on the wall ("emparedado").
 public struct Participant: Codable, Sendable, Equatable {

@@ -8,9 +8,14 @@ public struct VoteID: Hashable, Sendable, CustomStringConvertible {
         self.low = low
     }
 
-    /// A random (version 4) id.
+    /// A random (version 4) id from the system's generator (nonces, session ids).
     public static func random() -> VoteID {
         var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    /// A random (version 4) id from `generator`.
+    public static func random(using generator: inout some RandomNumberGenerator) -> VoteID {
         var high = generator.next() as UInt64
         var low = generator.next() as UInt64
         high = (high & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
@@ -20,11 +25,22 @@ public struct VoteID: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a UUID string (either case); `nil` when it is not one.
     public init?(_ text: some StringProtocol) {
+        if let parsed = text.utf8.withContiguousStorageIfAvailable({ VoteID(utf8: $0) }) {
+            guard let parsed else { return nil }
+            self = parsed
+            return
+        }
+        var copy = String(text)
+        guard let parsed = copy.withUTF8({ VoteID(utf8: $0) }) else { return nil }
+        self = parsed
+    }
+
+    private init?(utf8 text: UnsafeBufferPointer<UInt8>) {
         var high: UInt64 = 0
         var low: UInt64 = 0
         var digits = 0
         var position = 0
-        for byte in text.utf8 {
+        for byte in text {
             defer { position += 1 }
             if position == 8 || position == 13 || position == 18 || position == 23 {
                 guard byte == UInt8(ascii: "-") else { return nil }

@@ -1,5 +1,5 @@
 import Dispatch
-public import Foundation
+import Foundation
 
 /// Writes text to standard output (for `--help`).
 public func writeStandardOutput(_ text: String) {

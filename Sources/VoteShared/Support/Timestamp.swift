@@ -15,15 +15,49 @@ public enum Timestamp {
 
     /// `2026-11-22T13:00:00Z`, or with `.123` milliseconds when `fractional`.
     public static func iso8601(millis: Int64, fractional: Bool = true) -> String {
+        var bytes: [UInt8] = []
+        appendISO8601(millis: millis, fractional: fractional, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the ISO 8601 form of `millis` to `bytes` (no intermediate strings).
+    public static func appendISO8601(millis: Int64, fractional: Bool = true, to bytes: inout [UInt8]) {
         let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
         let milli = millis - seconds * 1000
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
         let (year, month, day) = civilDate(daysSince1970: days)
-        var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-        text += "T" + pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
-        if fractional { text += "." + pad(milli, 3) }
-        return text + "Z"
+        digits(year, 4, &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        digits(month, 2, &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        digits(day, 2, &bytes)
+        bytes.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2, &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2, &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2, &bytes)
+        if fractional {
+            bytes.append(UInt8(ascii: "."))
+            digits(milli, 3, &bytes)
+        }
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    private static func digits(_ value: Int64, _ width: Int, _ bytes: inout [UInt8]) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var rest = value
+        if rest >= divisor * 10 {
+            bytes.append(contentsOf: String(value).utf8)
+            return
+        }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
     }
 
     /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
@@ -39,8 +73,4 @@ public enum Timestamp {
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-    }
 }

@@ -24,24 +24,33 @@ public enum Base64URL {
 
     /// Decodes unpadded base64url; `nil` on any other character, padding or a bad length.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        let utf8 = text.utf8
-        guard utf8.count % 4 != 1 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for byte in utf8 {
-            let value = reverse[Int(byte)]
-            guard value != 0xFF else { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-            }
+        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) {
+            return decoded
         }
-        // Non-canonical encodings (stray low bits) are rejected so a token has one spelling.
-        guard accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
-        return out
+        var copy = String(text)
+        return copy.withUTF8 { decode(bytes: $0) }
+    }
+
+    private static func decode(bytes utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard utf8.count % 4 != 1 else { return nil }
+        return reverse.withUnsafeBufferPointer { table -> [UInt8]? in
+            var out = [UInt8]()
+            out.reserveCapacity(utf8.count * 3 / 4)
+            var accumulator: UInt32 = 0
+            var bits: UInt32 = 0
+            for byte in utf8 {
+                let value = table[Int(byte)]
+                guard value != 0xFF else { return nil }
+                accumulator = accumulator << 6 | UInt32(value)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    out.append(UInt8(truncatingIfNeeded: accumulator >> bits))
+                }
+            }
+            // Non-canonical encodings (stray low bits) are rejected so a token has one spelling.
+            guard accumulator & ((1 << bits) - 1) == 0 else { return nil }
+            return out
+        }
     }
 }

@@ -60,11 +60,10 @@ public struct SessionToken: Sendable, Equatable {
             throw .malformed
         }
         guard bytes[0] == kind else { throw .malformed }
-        guard let key = keyring.key(id: bytes[1]) else { throw .unknownKey }
-        let isAuthentic = HMAC<SHA256>.isValidAuthenticationCode(
-            bytes[bodyLength...], authenticating: bytes[..<bodyLength], using: key
-        )
-        guard isAuthentic else { throw .invalid }
+        guard var mac = keyring.keyedMAC(id: bytes[1]) else { throw .unknownKey }
+        mac.update(data: bytes[..<bodyLength])
+        // HashedAuthenticationCode's == with bytes is swift-crypto's constant-time comparison.
+        guard mac.finalize() == bytes[bodyLength...] else { throw .invalid }
         let token = SessionToken(
             keyID: bytes[1],
             sessionID: VoteID(high: bytes.readBigEndian(UInt64.self, at: 2), low: bytes.readBigEndian(UInt64.self, at: 10)),
@@ -75,7 +74,7 @@ public struct SessionToken: Sendable, Equatable {
         )
         guard token.issuedAt <= now + allowedSkewSeconds else { throw .notYetValid }
         guard now < token.expiresAt else { throw .expired }
-        guard token.networkHash == network.hash(using: key) else { throw .wrongNetwork }
+        guard token.networkHash == keyring.networkHash(network, keyID: token.keyID) else { throw .wrongNetwork }
         return token
     }
 
