@@ -10,7 +10,7 @@ LOG="$VAR/log"
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh [up|stop|status|test|logs|monitoring|help]
+Usage: ./run.sh [up|stop|status|test|logs|monitoring|bench|help]
 
   up (default)  start RabbitMQ, VoteConsumer, VoteAPI and nginx in the background, print the
                 URLs and wait; Ctrl-C (or ./run.sh stop from another shell) stops them all
@@ -20,6 +20,7 @@ Usage: ./run.sh [up|stop|status|test|logs|monitoring|help]
                 monitoring, and the browser tests against a real stack behind nginx
   logs          live log query (lnav) over var/log/*.log
   monitoring    start Prometheus and Alertmanager next to the stack (stop: ./run.sh stop)
+  bench         the load harness (bench/run.sh --help): paced and max votes/s, with ceilings
 
 Environment: every PAREDAO_* setting of VoteAPI and VoteConsumer (see
 `.build/release/VoteAPI --help`), plus
@@ -153,6 +154,7 @@ main() {
     test) shift; exec "$ROOT/scripts/test.sh" "$@" ;;
     logs) shift; exec "$ROOT/monitoring/logs.sh" --live --dir "$LOG" "$@" ;;
     monitoring) exec "$ROOT/monitoring/monitoring.sh" start --data "$VAR/monitoring" ;;
+    bench) shift; exec "$ROOT/bench/run.sh" "$@" ;;
     -h|--help|help) usage ;;
     *) echo "unknown command: $1" >&2; usage >&2; exit 2 ;;
   esac

@@ -11,12 +11,13 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|browser] [--keep-going]
+Usage: ./run.sh test [--only swift|monitoring|micro|browser]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
               RabbitMQ started here: port 5682, data in var/test/rabbitmq)
   monitoring  promtool config/rule tests, live Prometheus query checks, lnav queries
+  micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
   browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
               and the broker-outage check (503s, ERROR logs, error dashboard, alert)
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
@@ -80,6 +81,14 @@ run_swift() {
   record "swift (unit + integration)" "$status"
 }
 
+run_microbenchmarks() {
+  [[ -f "$ROOT/bench/micro/run.sh" ]] || return 0
+  log "microbenchmarks (smoke: they build, their inputs round-trip, nothing throws)"
+  local status=0
+  bash "$ROOT/bench/micro/run.sh" --smoke || status=$?
+  record "microbenchmarks (smoke)" "$status"
+}
+
 run_monitoring() {
   [[ -f "$ROOT/Tests/monitoring/run.sh" ]] || return 0
   log "monitoring tests"
@@ -102,6 +111,7 @@ main() {
   trap stop_broker EXIT
   if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
   if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
+  if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
   if [[ -z "$only" || "$only" == browser ]] && [[ -f "$ROOT/scripts/test-stack.sh" ]]; then
     local status=0
     bash "$ROOT/scripts/test-stack.sh" || status=$?

@@ -67,12 +67,12 @@ final class VoteConsumer: Sendable {
             } catch let error as AMQPError {
                 if connection != nil { metrics.brokerDown() }
                 connection = nil
-                logger.error("RabbitMQ connection failed", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                logger.error("RabbitMQ connection failed", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
                 sleep(backoff)
                 backoff = min(backoff * 2, .seconds(5))
             } catch {
                 // The store failed: drop the connection too, so unacknowledged votes are redelivered.
-                logger.error("Store write failed; votes will be redelivered", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                logger.error("Store write failed; votes will be redelivered", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
                 store = nil
                 connection = nil
                 metrics.brokerDown()
@@ -169,8 +169,7 @@ struct ConsumerMetrics: Sendable {
 
     func committed(batchSize size: Int, outcome: RecordOutcome, elapsed: Duration) {
         batchSize.record(size)
-        let (seconds, attoseconds) = elapsed.components
-        commitLatency.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        commitLatency.recordNanoseconds(elapsed.wholeNanoseconds)
         counted.increment(by: outcome.counted)
         if outcome.duplicates > 0 { duplicates.increment(by: outcome.duplicates) }
     }
@@ -178,11 +177,4 @@ struct ConsumerMetrics: Sendable {
     func deadLettered() { deadLetters.increment() }
     func brokerUp() { brokerGauge.record(1) }
     func brokerDown() { brokerGauge.record(0) }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }

@@ -103,7 +103,7 @@ final class APIHandler: ChannelInboundHandler {
             headers.add(name: "Connection", value: "close")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
         context.close(promise: nil)
@@ -123,10 +123,10 @@ final class APIHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
 
         let elapsed = ContinuousClock.now - started
-        application.metrics.requestFinished(route: route, method: head.method, status: response.status, nanoseconds: elapsed.nanoseconds)
+        application.metrics.requestFinished(route: route, method: head.method, status: response.status, nanoseconds: elapsed.wholeNanoseconds)
         if response.status.code >= 500 {
             logger.error("Request failed", metadata: requestMetadata(head, route, response, elapsed, requestID))
         } else if logger.logLevel <= .debug {
@@ -135,7 +135,7 @@ final class APIHandler: ChannelInboundHandler {
     }
 
     private func requestMetadata(_ head: HTTPRequestHead, _ route: Route, _ response: APIResponse, _ elapsed: Duration, _ requestID: String) -> Logger.Metadata {
-        let micros = elapsed.nanoseconds / 1000
+        let micros = elapsed.wholeNanoseconds / 1000
         return [
             "request_id": "\(requestID)",
             "method": "\(head.method.rawValue)",

@@ -173,7 +173,7 @@ final class VotePublisher: Sendable {
             if let connection {
                 descriptors.append(pollfd(fd: connection.socketDescriptor, events: Int16(POLLIN), revents: 0))
             }
-            _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.milliseconds))
+            _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.wholeMilliseconds))
             if descriptors[0].revents != 0 { publisher.wakeUp.reset() }
         }
 
@@ -192,7 +192,7 @@ final class VotePublisher: Sendable {
                 publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "queue": "\(publisher.settings.queue)"])
             } catch {
                 publisher.reconnects.increment()
-                publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "error": "\(error)", "retry_in_ms": "\(backoff.milliseconds)"])
+                publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(publisher.settings.url)", "error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
                 sleep(backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
@@ -269,7 +269,7 @@ final class VotePublisher: Sendable {
             var settled: [EventLoopPromise<Void>] = []
             for current in tags {
                 guard let entry = inFlight.removeValue(forKey: current) else { continue }
-                publisher.confirmTimer.recordNanoseconds((now - entry.sentAt).nanoseconds)
+                publisher.confirmTimer.recordNanoseconds((now - entry.sentAt).wholeNanoseconds)
                 settled.append(contentsOf: entry.promises)
             }
             if let error {
@@ -329,15 +329,6 @@ final class VotePublisher: Sendable {
             }
         }
     }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-
-    var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }
 
 /// A non-blocking pipe that wakes the publisher thread from `poll`; a signal stays

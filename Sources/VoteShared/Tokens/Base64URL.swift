@@ -31,6 +31,38 @@ public enum Base64URL {
         return copy.withUTF8 { decode(bytes: $0) }
     }
 
+    /// Decodes into `output` without allocating; returns the decoded length, or `nil` when
+    /// the text is not canonical base64url or does not fit.
+    public static func decode(_ text: some StringProtocol, into output: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0, into: output) }) {
+            return decoded
+        }
+        var copy = String(text)
+        return copy.withUTF8 { decode(bytes: $0, into: output) }
+    }
+
+    private static func decode(bytes utf8: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        guard utf8.count % 4 != 1, utf8.count * 3 / 4 <= output.count else { return nil }
+        return reverse.withUnsafeBufferPointer { table -> Int? in
+            var count = 0
+            var accumulator: UInt32 = 0
+            var bits: UInt32 = 0
+            for byte in utf8 {
+                let value = table[Int(byte)]
+                guard value != 0xFF else { return nil }
+                accumulator = accumulator << 6 | UInt32(value)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    output[count] = UInt8(truncatingIfNeeded: accumulator >> bits)
+                    count += 1
+                }
+            }
+            guard accumulator & ((1 << bits) - 1) == 0 else { return nil }
+            return count
+        }
+    }
+
     private static func decode(bytes utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard utf8.count % 4 != 1 else { return nil }
         return reverse.withUnsafeBufferPointer { table -> [UInt8]? in

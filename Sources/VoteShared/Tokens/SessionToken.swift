@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// Why a session token was refused; `code` is the machine-readable reason in the 401.
 public enum TokenRejection: String, Error, Sendable {
@@ -54,28 +54,38 @@ public struct SessionToken: Sendable, Equatable {
         return (token, Base64URL.encode(bytes))
     }
 
-    /// Checks a token's layout, MAC (constant time), times and network; stateless.
+    /// Checks a token's layout, MAC (constant time), times and network; stateless, and
+    /// without allocating on the way (the token is decoded into stack memory).
     public static func verify(_ encoded: some StringProtocol, keyring: TokenKeyring, network: ClientNetwork, now: Int64) throws(TokenRejection) -> SessionToken {
-        guard encoded.utf8.count == (length * 4 + 2) / 3, let bytes = Base64URL.decode(encoded), bytes.count == length else {
-            throw .malformed
+        guard encoded.utf8.count == (length * 4 + 2) / 3 else { throw .malformed }
+        let outcome = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer -> Result<SessionToken, TokenRejection> in
+            guard Base64URL.decode(encoded, into: buffer) == length else { return .failure(.malformed) }
+            return check(UnsafeBufferPointer(buffer), keyring: keyring, network: network, now: now)
         }
-        guard bytes[0] == kind else { throw .malformed }
-        guard var mac = keyring.keyedMAC(id: bytes[1]) else { throw .unknownKey }
-        mac.update(data: bytes[..<bodyLength])
+        return try outcome.get()
+    }
+
+    private static func check(_ bytes: UnsafeBufferPointer<UInt8>, keyring: TokenKeyring, network: ClientNetwork, now: Int64) -> Result<SessionToken, TokenRejection> {
+        guard bytes[0] == kind else { return .failure(.malformed) }
+        guard var mac = keyring.keyedMAC(id: bytes[1]) else { return .failure(.unknownKey) }
+        mac.update(data: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<bodyLength])))
         // HashedAuthenticationCode's == with bytes is swift-crypto's constant-time comparison.
-        guard mac.finalize() == bytes[bodyLength...] else { throw .invalid }
+        guard mac.finalize() == UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[bodyLength...])) else { return .failure(.invalid) }
+        func word(at offset: Int) -> UInt64 {
+            (offset..<offset + 8).reduce(0) { $0 << 8 | UInt64(bytes[$1]) }
+        }
         let token = SessionToken(
             keyID: bytes[1],
-            sessionID: VoteID(high: bytes.readBigEndian(UInt64.self, at: 2), low: bytes.readBigEndian(UInt64.self, at: 10)),
-            issuedAt: Int64(bitPattern: bytes.readBigEndian(UInt64.self, at: 18)),
-            expiresAt: Int64(bitPattern: bytes.readBigEndian(UInt64.self, at: 26)),
-            budget: bytes.readBigEndian(UInt32.self, at: 34),
-            networkHash: bytes.readBigEndian(UInt64.self, at: 38)
+            sessionID: VoteID(high: word(at: 2), low: word(at: 10)),
+            issuedAt: Int64(bitPattern: word(at: 18)),
+            expiresAt: Int64(bitPattern: word(at: 26)),
+            budget: UInt32(truncatingIfNeeded: word(at: 30)),
+            networkHash: word(at: 38)
         )
-        guard token.issuedAt <= now + allowedSkewSeconds else { throw .notYetValid }
-        guard now < token.expiresAt else { throw .expired }
-        guard token.networkHash == keyring.networkHash(network, keyID: token.keyID) else { throw .wrongNetwork }
-        return token
+        guard token.issuedAt <= now + allowedSkewSeconds else { return .failure(.notYetValid) }
+        guard now < token.expiresAt else { return .failure(.expired) }
+        guard token.networkHash == keyring.networkHash(network, keyID: token.keyID) else { return .failure(.wrongNetwork) }
+        return .success(token)
     }
 
     var body: [UInt8] {

@@ -1,0 +1,12 @@
+extension Duration {
+    /// The duration in whole nanoseconds (for metrics timers).
+    public var wholeNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    /// The duration in whole milliseconds (for logs and `poll`).
+    public var wholeMilliseconds: Int64 {
+        wholeNanoseconds / 1_000_000
+    }
+}
