@@ -24,11 +24,16 @@ public enum Base64URL {
 
     /// Decodes unpadded base64url; `nil` on any other character, padding or a bad length.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) {
-            return decoded
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: text.utf8.count * 3 / 4) { buffer, count in
+            guard let decoded = decode(text, into: buffer) else {
+                failed = true
+                count = 0
+                return
+            }
+            count = decoded
         }
-        var copy = String(text)
-        return copy.withUTF8 { decode(bytes: $0) }
+        return failed ? nil : bytes
     }
 
     /// Decodes into `output` without allocating; returns the decoded length, or `nil` when
@@ -58,31 +63,9 @@ public enum Base64URL {
                     count += 1
                 }
             }
-            guard accumulator & ((1 << bits) - 1) == 0 else { return nil }
-            return count
-        }
-    }
-
-    private static func decode(bytes utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        guard utf8.count % 4 != 1 else { return nil }
-        return reverse.withUnsafeBufferPointer { table -> [UInt8]? in
-            var out = [UInt8]()
-            out.reserveCapacity(utf8.count * 3 / 4)
-            var accumulator: UInt32 = 0
-            var bits: UInt32 = 0
-            for byte in utf8 {
-                let value = table[Int(byte)]
-                guard value != 0xFF else { return nil }
-                accumulator = accumulator << 6 | UInt32(value)
-                bits += 6
-                if bits >= 8 {
-                    bits -= 8
-                    out.append(UInt8(truncatingIfNeeded: accumulator >> bits))
-                }
-            }
             // Non-canonical encodings (stray low bits) are rejected so a token has one spelling.
             guard accumulator & ((1 << bits) - 1) == 0 else { return nil }
-            return out
+            return count
         }
     }
 }
