@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import RabbitMQ
 import Testing
 import VoteShared
 
@@ -150,6 +151,26 @@ struct VotePathTests {
         let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
         #expect(votesByParticipant(totals) == tally.accepted)
         #expect(votesByHour(totals) == tally.acceptedByHour)
+    }
+
+    @Test func anUndecodableMessageIsDeadLetteredWithAnErrorAndCountsNothing() async throws {
+        let stack = try TestStack()
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        #expect(try await stack.vote("aline", token: stack.token()).status == 202)
+        let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
+        let garbage = Array(#"{"participant":"aline"}"#.utf8)
+        try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, body: $0) }
+        try await waitUntil("the message reaches the dead-letter queue", timeout: .seconds(20)) {
+            try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == 1
+        }
+        #expect(try stack.queueDepth() == 0)
+        let errorLine = stack.consumer?.log.split(separator: "\n").first { $0.contains("\"level\":\"ERROR\"") && $0.contains("dead-letter") }
+        #expect(errorLine != nil, "the consumer logs an ERROR line for the dead-lettered message")
+        #expect(try await stack.vote("camila", token: stack.token()).status == 202)
+        let totals = try await expectTotalsSettle(stack, at: 2)
+        #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
     }
 
     @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {
