@@ -53,6 +53,17 @@ struct TotalsTests {
         #expect((hours[0]["votes"] as? [String: Int]) == ["a": 2, "b": 1, "c": 0])
     }
 
+    @Test func theShortFormLeavesOutOnlyTheHours() throws {
+        let totals = Totals(poll: poll, counts: (0..<72).map { HourlyCount(hourStart: Int64($0) * 3600, participantID: "a", votes: 1) }, asOfMillis: 0)
+        let full = try #require(try JSONSerialization.jsonObject(with: Data(totals.json())) as? [String: Any])
+        let short = try #require(try JSONSerialization.jsonObject(with: Data(totals.json(includingHours: false))) as? [String: Any])
+        #expect((full["hours"] as? [Any])?.count == 72)
+        #expect(short["hours"] == nil)
+        #expect(Set(full.keys).subtracting(short.keys) == ["hours"])
+        #expect(short["total"] as? Int == 72)
+        #expect(totals.json(includingHours: false).count < 400)
+    }
+
     @Test func pollValidationRefusesBadDefinitions() {
         #expect(throws: ConfigurationError.self) { try Poll(id: "p", title: "t", participants: [Participant(id: "a", name: "A", photoUrl: "")]) }
         #expect(throws: ConfigurationError.self) {

@@ -286,7 +286,7 @@ final class APIApplication: Sendable {
     private func acceptedBody(_ vote: Vote, remaining: UInt32) -> [UInt8] {
         let snapshot = totals.latest() ?? totals.emptySnapshot
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(160 + snapshot.json.count)
+        bytes.reserveCapacity(160 + snapshot.summaryJSON.count)
         bytes.append(contentsOf: #"{"vote":{"id":""#.utf8)
         bytes.append(contentsOf: vote.id.description.utf8)
         bytes.append(contentsOf: #"","participant":""#.utf8)
@@ -296,7 +296,7 @@ final class APIApplication: Sendable {
         bytes.append(contentsOf: #"","votesRemaining":"#.utf8)
         bytes.append(contentsOf: String(remaining).utf8)
         bytes.append(contentsOf: #"},"totals":"#.utf8)
-        bytes.append(contentsOf: snapshot.json)
+        bytes.append(contentsOf: snapshot.summaryJSON)
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }

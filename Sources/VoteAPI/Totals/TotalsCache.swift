@@ -14,8 +14,18 @@ final class TotalsCache: Sendable {
     /// A rendered snapshot.
     struct Snapshot: Sendable {
         var totals: Totals
+        /// The whole snapshot, for `/total`.
         var json: [UInt8]
+        /// Without `hours`, for the answer to a vote.
+        var summaryJSON: [UInt8]
         var readAt: ContinuousClock.Instant
+
+        init(totals: Totals) {
+            self.totals = totals
+            json = totals.json()
+            summaryJSON = totals.json(includingHours: false)
+            readAt = .now
+        }
     }
 
     private struct State {
@@ -49,8 +59,7 @@ final class TotalsCache: Sendable {
 
     /// Totals with zero votes, for answers given before the first read.
     var emptySnapshot: Snapshot {
-        let totals = Totals(poll: poll, counts: [], asOfMillis: Timestamp.nowMillis())
-        return Snapshot(totals: totals, json: totals.json(), readAt: .now)
+        Snapshot(totals: Totals(poll: poll, counts: [], asOfMillis: Timestamp.nowMillis()))
     }
 
     /// The latest snapshot without waiting (starting a refresh if it is stale).
@@ -111,8 +120,7 @@ final class TotalsCache: Sendable {
                     storeBox.store = store
                 }
                 let counts = try store.hourlyCounts(pollID: poll.id)
-                let totals = Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())
-                result = .success(Snapshot(totals: totals, json: totals.json(), readAt: .now))
+                result = .success(Snapshot(totals: Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())))
             } catch let error as StoreError {
                 storeBox.store = nil
                 result = .failure(error)

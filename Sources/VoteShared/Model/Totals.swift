@@ -59,15 +59,16 @@ public struct Totals: Sendable, Equatable {
         return shares
     }
 
-    /// The JSON producers poll (see docs/API.md).
-    public func json() -> [UInt8] {
-        var writer = JSONWriter(capacity: 512 + hours.count * 96)
-        write(to: &writer)
+    /// The JSON producers poll (see docs/API.md); without `hours` it is the short form a
+    /// vote's answer carries, whose size does not grow with the length of the poll.
+    public func json(includingHours: Bool = true) -> [UInt8] {
+        var writer = JSONWriter(capacity: 512 + (includingHours ? hours.count * 96 : 0))
+        write(to: &writer, includingHours: includingHours)
         return writer.bytes
     }
 
     /// Writes the totals object into `writer`.
-    public func write(to writer: inout JSONWriter) {
+    public func write(to writer: inout JSONWriter, includingHours: Bool = true) {
         writer.beginObject()
         writer.field("poll", poll.id)
         writer.field("title", poll.title)
@@ -86,6 +87,14 @@ public struct Totals: Sendable, Equatable {
             writer.endObject()
         }
         writer.endArray()
+        if includingHours {
+            writeHours(to: &writer)
+        }
+        writer.field("asOf", Timestamp.iso8601(millis: asOfMillis))
+        writer.endObject()
+    }
+
+    private func writeHours(to writer: inout JSONWriter) {
         writer.key("hours")
         writer.beginArray()
         for hour in hours {
@@ -101,7 +110,5 @@ public struct Totals: Sendable, Equatable {
             writer.endObject()
         }
         writer.endArray()
-        writer.field("asOf", Timestamp.iso8601(millis: asOfMillis))
-        writer.endObject()
     }
 }
