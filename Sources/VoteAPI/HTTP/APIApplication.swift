@@ -101,7 +101,7 @@ final class APIApplication: Sendable {
         case .healthz:
             return .now(APIResponse(status: .ok, body: Array(#"{"status":"ok"}"#.utf8)))
         case .readyz:
-            return .now(readiness())
+            return .later(readiness(on: eventLoop))
         case .poll:
             return .now(APIResponse(status: .ok, body: pollJSON))
         case .totals, .total:
@@ -120,13 +120,15 @@ final class APIApplication: Sendable {
 
     // MARK: Readiness
 
-    private func readiness() -> APIResponse {
-        var reasons: [String] = []
-        if !publisher.isConnected { reasons.append("broker connection is down") }
-        let (readable, storeProblem) = totals.isStoreReadable()
-        if !readable { reasons.append("store is not readable: \(storeProblem ?? "unknown")") }
-        guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
-        return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))
+    private func readiness(on eventLoop: any EventLoop) -> EventLoopFuture<APIResponse> {
+        let brokerUp = publisher.isConnected
+        return totals.storeProblem(on: eventLoop).map { storeProblem in
+            var reasons: [String] = []
+            if !brokerUp { reasons.append("broker connection is down") }
+            if let storeProblem { reasons.append("store is not readable: \(storeProblem)") }
+            guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
+            return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))
+        }
     }
 
     // MARK: Client address

@@ -152,7 +152,20 @@ final class VotePublisher: Sendable {
                 if !jobs.isEmpty { send(jobs) }
                 collectConfirms(waitForFirst: false)
                 expireOverdue()
-                if jobs.isEmpty { waitForWork(timeout: inFlight.isEmpty ? .milliseconds(500) : .milliseconds(20)) }
+                if jobs.isEmpty, waitForWork(timeout: inFlight.isEmpty ? .milliseconds(500) : .milliseconds(20)) {
+                    readWhileIdle()
+                }
+            }
+        }
+
+        /// With nothing in flight, input from the broker is a close or the socket's end:
+        /// read it so a dead connection is noticed (and reported) at once.
+        mutating func readWhileIdle() {
+            guard let connection, inFlight.isEmpty else { return }
+            do {
+                while try connection.nextConfirm(timeout: .zero) != nil {}
+            } catch {
+                dropConnection(failing: .unavailable, reason: "\(error)")
             }
         }
 
@@ -167,14 +180,17 @@ final class VotePublisher: Sendable {
 
         /// Sleeps until a vote is queued, the broker sends something (a confirm, or the
         /// socket closing), or `timeout` passes — without spinning and without a fixed delay.
-        func waitForWork(timeout: Duration) {
-            if let connection, connection.hasBufferedInput { return }
+        /// Returns whether the broker's socket has input.
+        @discardableResult
+        func waitForWork(timeout: Duration) -> Bool {
+            if let connection, connection.hasBufferedInput { return true }
             var descriptors = [pollfd(fd: publisher.wakeUp.descriptor, events: Int16(POLLIN), revents: 0)]
             if let connection {
                 descriptors.append(pollfd(fd: connection.socketDescriptor, events: Int16(POLLIN), revents: 0))
             }
             _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.wholeMilliseconds))
             if descriptors[0].revents != 0 { publisher.wakeUp.reset() }
+            return descriptors.count > 1 && descriptors[1].revents != 0
         }
 
         mutating func connect() {

@@ -89,15 +89,23 @@ final class TotalsCache: Sendable {
         return waiter?.futureResult ?? eventLoop.makeSucceededFuture(emptySnapshot)
     }
 
-    /// Whether the store answered recently: the last read succeeded within 5 s.
-    func isStoreReadable() -> (Bool, String?) {
-        _ = latest()
-        return state.withLock { state in
-            if let error = state.lastError { return (false, error.description) }
-            guard let latest = state.latest else { return (false, "no successful read yet") }
-            guard ContinuousClock.now - latest.readAt < .seconds(5) else { return (false, "last successful read is stale") }
-            return (true, nil)
+    /// Whether the store can be read: `nil` when a read succeeded within the last 5 s (or
+    /// one made now succeeds), else what went wrong. An idle API reads the store again
+    /// instead of calling an old read stale.
+    func storeProblem(on eventLoop: any EventLoop) -> EventLoopFuture<String?> {
+        let (waiter, refresh) = state.withLock { state -> (EventLoopPromise<Snapshot>?, Bool) in
+            if let latest = state.latest, state.lastError == nil, ContinuousClock.now - latest.readAt < .seconds(5) {
+                return (nil, false)
+            }
+            let promise = eventLoop.makePromise(of: Snapshot.self)
+            state.waiters.append(promise)
+            guard !state.refreshing else { return (promise, false) }
+            state.refreshing = true
+            return (promise, true)
         }
+        if refresh { startRefresh() }
+        guard let waiter else { return eventLoop.makeSucceededFuture(nil) }
+        return waiter.futureResult.map { _ in nil }.recover { error in "\(error)" }
     }
 
     private static func claimRefresh(_ state: inout State, interval: Duration) -> Bool {
