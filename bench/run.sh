@@ -12,6 +12,7 @@ PIDS=()
 DURATION=60
 RATE=1000
 CONNECTIONS=64
+MAX_CONNECTIONS=256
 TOKENS=256
 MODES="paced-nginx paced-direct max-nginx max-direct"
 CEILINGS=1
@@ -24,14 +25,15 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: bench/run.sh [--duration S] [--rate N] [--connections C] [--tokens N]
+Usage: bench/run.sh [--duration S] [--rate N] [--connections C] [--max-connections C] [--tokens N]
                     [--modes "paced-nginx paced-direct max-nginx max-direct"] [--no-ceilings]
 
 Starts its own RabbitMQ (port 5692, data in var/bench), VoteConsumer, VoteAPI (port 18180)
 and nginx (port 18100) from the release build, mints session tokens with paredao-token
 (real proof-of-work challenges), then for each mode runs wrk against POST /api/v1/votes:
   paced-*  a constant --rate votes/s (wrk Lua delay()), default 1,000
-  max-*    as fast as wrk can push with --connections connections
+  max-*    as fast as wrk can push with --max-connections connections (default 256;
+           paced runs use --connections, default 64); the ceilings use the same count
   *-nginx through nginx; *-direct straight to VoteAPI
 After each run it waits until the consumer drained the queue and checks that the store
 counted exactly the votes the API accepted (0 lost, 0 extra); a mismatch fails the run.
@@ -97,7 +99,8 @@ api_accepted() {
 }
 
 stored_total() {
-  curl -fsS "http://127.0.0.1:$API_PORT/total" | sed -E 's/.*"total":([0-9]+).*/\1/; q'
+  # The first "total" is the overall one; each hour in the list has its own.
+  curl -fsS "http://127.0.0.1:$API_PORT/total" | grep -o '"total":[0-9]*' | head -n1 | cut -d: -f2
 }
 
 start_stack() {
@@ -157,6 +160,10 @@ run_mode() {
     *-direct) url="http://127.0.0.1:$API_PORT/" ; target="API direct" ;;
   esac
   [[ "$mode" == paced-* ]] && rate=$RATE
+  # Paced runs use fewer connections (each pauses between votes); max runs need more,
+  # because every vote waits for the broker's confirm (throughput = connections / latency).
+  local conns=$CONNECTIONS
+  ((rate > 0)) || conns=$MAX_CONNECTIONS
   local pause=""
   if ((rate > 0)); then
     pause="$(calibrate_pause "$url" "$rate")"
@@ -168,11 +175,16 @@ run_mode() {
   local cpu_api0 cpu_consumer0 cpu_broker0 cpu_nginx0
   cpu_api0=$(cpu_ticks "$API_PID"); cpu_consumer0=$(cpu_ticks "$CONSUMER_PID")
   cpu_broker0=$(cpu_ticks $(beam_pid)); cpu_nginx0=$(cpu_ticks $(nginx_pids "$BENCH/nginx"))
-  log "$mode: wrk -t$threads -c$CONNECTIONS -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s, pause ${pause} ms per connection"))"
+  log "$mode: wrk -t$threads -c$conns -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s, pause ${pause} ms per connection"))"
   local output result
-  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$CONNECTIONS \
-    PAREDAO_BENCH_PAUSE_MS="$pause" wrk -t$threads -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1)"
+  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$conns \
+    PAREDAO_BENCH_PAUSE_MS="$pause" wrk -t$threads -c"$conns" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1; times)"
   echo "$output" >"$BENCH/wrk-$mode.txt"
+  # The last line `times` printed is the CPU time of the subshell's children: wrk.
+  local cpu_wrk
+  cpu_wrk=$(tail -n1 <<<"$output" | awk -v d="$DURATION" '{
+    n = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); n += p[1] * 60 + p[2] }
+    printf "%d", 100 * n / d }')
   result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
   local ticks_per_s seconds
   ticks_per_s=$(getconf CLK_TCK)
@@ -186,7 +198,7 @@ run_mode() {
   stored_after="$(wait_drained)" || drained="NOT DRAINED"
   accepted_delta=$(( $(api_accepted) - before_accepted ))
   stored_delta=$(( stored_after - before_stored ))
-  ok202="$(sed -E 's/.*"202":([0-9]+).*/\1/' <<<"$result")"
+  ok202="$(json_field "$result" accepted)"
   [[ "$ok202" =~ ^[0-9]+$ ]] || ok202=0
   requests="$(json_field "$result" requests)"
   seconds=$(awk -v us="$(json_field "$result" duration_us)" 'BEGIN{printf "%.2f", us/1e6}')
@@ -194,14 +206,14 @@ run_mode() {
   rps=$(awk -v n="$ok202" -v s="$seconds" 'BEGIN{printf "%d", n/s}')
   # wrk abandons requests still in flight when time is up, so the API may have accepted
   # up to one per connection more than wrk saw answered.
-  if [[ "$drained" == ok && "$stored_delta" == "$accepted_delta" && $accepted_delta -ge $ok202 && $accepted_delta -le $((ok202 + CONNECTIONS)) ]]; then
+  if [[ "$drained" == ok && "$stored_delta" == "$accepted_delta" && $accepted_delta -ge $ok202 && $accepted_delta -le $((ok202 + conns)) ]]; then
     verdict="ok (stored $stored_delta = accepted $accepted_delta; wrk saw $ok202 × 202)"
   else
     verdict="FAILED (stored $stored_delta, API accepted $accepted_delta, wrk 202s $ok202, $drained)"
     FAILED=$((FAILED + 1))
   fi
   local non202=$((requests - ok202))
-  ROWS+=("| $mode | $target | $rps | $(us_ms "$(json_field "$result" p50_us)") | $(us_ms "$(json_field "$result" p99_us)") | $(us_ms "$(json_field "$result" p999_us)") | $non202 | $cpu_api% | $cpu_consumer% | $cpu_broker% | $cpu_nginx% | $verdict |")
+  ROWS+=("| $mode | $target | $rps | $(us_ms "$(json_field "$result" p50_us)") | $(us_ms "$(json_field "$result" p99_us)") | $(us_ms "$(json_field "$result" p999_us)") | $non202 | $cpu_api% | $cpu_consumer% | $cpu_broker% | $cpu_nginx% | $cpu_wrk% | $verdict |")
   RPS["$mode"]=$rps
 }
 
@@ -228,7 +240,7 @@ us_ms() {
 # plain_wrk URL: requests/s and p99 of a plain GET/POST load.
 plain_wrk() {
   local url="$1" output
-  output="$(wrk -t1 -c"$CONNECTIONS" -d"${CEILING_SECONDS}s" --latency -s "$ROOT/bench/post74.lua" "$url" 2>&1)"
+  output="$(wrk -t1 -c"$MAX_CONNECTIONS" -d"${CEILING_SECONDS}s" --latency -s "$ROOT/bench/post74.lua" "$url" 2>&1)"
   local rps p99
   rps="$(awk '/^Requests\/sec:/{printf "%d", $2}' <<<"$output")"
   p99="$(awk '/^ +99%/{print $2}' <<<"$output")"
@@ -247,7 +259,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path $BENCH/nginx-ceiling/tmp;
-  upstream bare { server 127.0.0.1:$CEIL_NIO_PORT; keepalive 64; }
+  upstream bare { server 127.0.0.1:$CEIL_NIO_PORT; keepalive 1024; }
   server { listen 127.0.0.1:$CEIL_NGINX_PORT; location / { return 204; } }
   server { listen 127.0.0.1:$CEIL_PROXY_PORT;
     location / { proxy_pass http://bare; proxy_http_version 1.1; proxy_set_header Connection ""; } }
@@ -279,10 +291,10 @@ report() {
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores ($(uname -r))"
     echo
-    echo "wrk -t1 -c$CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised."
+    echo "wrk -t1, paced runs -c$CONNECTIONS, max runs and ceilings -c$MAX_CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised."
     echo
-    echo "| mode | path | votes/s (202) | p50 | p99 | p99.9 | non-202 | CPU API | CPU consumer | CPU broker | CPU nginx | stored = accepted |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| mode | path | votes/s (202) | p50 | p99 | p99.9 | non-202 | CPU API | CPU consumer | CPU broker | CPU nginx | CPU wrk | stored = accepted |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${ROWS[@]}"
     if ((CEILINGS)); then
       echo
@@ -307,6 +319,7 @@ main() {
       --duration) DURATION="$2"; shift 2 ;;
       --rate) RATE="$2"; shift 2 ;;
       --connections) CONNECTIONS="$2"; shift 2 ;;
+      --max-connections) MAX_CONNECTIONS="$2"; shift 2 ;;
       --tokens) TOKENS="$2"; shift 2 ;;
       --modes) MODES="$2"; shift 2 ;;
       --no-ceilings) CEILINGS=0; shift ;;

@@ -42,7 +42,7 @@ setup_env() {
   export RABBITMQ_DIST_PORT="${PAREDAO_RABBITMQ_DIST_PORT:-25672}"
   export ERL_EPMD_PORT="${PAREDAO_RABBITMQ_EPMD_PORT:-4391}"
   export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${PAREDAO_RABBITMQ_ERL_ARGS-+sbwt none +sbwtdcpu none +sbwtdio none}"
   RMQ_DIR="$dir"
   cat >"$RABBITMQ_CONFIG_FILE" <<CONF
 listeners.tcp.default = 127.0.0.1:${RABBITMQ_NODE_PORT}

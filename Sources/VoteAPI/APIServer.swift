@@ -7,6 +7,14 @@ import RabbitMQ
 import VoteShared
 import VoteStore
 
+extension ChannelPipeline.SynchronousOperations {
+    /// NIO's HTTP/1.1 request decoder and the API's handler, which writes answers itself.
+    func addAPIHandlers(application: APIApplication) throws {
+        try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try addHandler(APIHandler(application: application))
+    }
+}
+
 /// A running VoteAPI: HTTP listener, metrics listener, publisher thread and totals cache.
 final class APIServer: Sendable {
     let application: APIApplication
@@ -39,7 +47,8 @@ final class APIServer: Sendable {
             deadLetterQueue: configuration.common.deadLetterQueue,
             confirmTimeout: .milliseconds(configuration.confirmTimeoutMillis),
             maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
-            maxQueued: configuration.maxQueuedVotes
+            maxQueued: configuration.maxQueuedVotes,
+            linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate
         ))
         let settings = configuration.common
         let totals = TotalsCache(poll: poll, refreshInterval: .milliseconds(configuration.totalsRefreshMillis)) { () throws(StoreError) -> any VoteStore in
@@ -59,8 +68,7 @@ final class APIServer: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
-                        try channel.pipeline.syncOperations.addHandler(APIHandler(application: application))
+                        try channel.pipeline.syncOperations.addAPIHandlers(application: application)
                     }
                 }
                 .bind(host: configuration.host, port: configuration.port)

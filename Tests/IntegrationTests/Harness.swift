@@ -217,6 +217,7 @@ final class HTTPClient: Sendable {
         var headers: [String: String]
         var body: Data
         var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+        var text: String { String(decoding: body, as: UTF8.self) }
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     }
 

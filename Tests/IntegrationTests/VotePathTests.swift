@@ -153,6 +153,27 @@ struct VotePathTests {
         #expect(votesByHour(totals) == tally.acceptedByHour)
     }
 
+    @Test func underLoadVotesShareAMQPMessagesAndEachIsStillCountedOnce() async throws {
+        // Linger at any rate, 5 ms: 32 voters at once must share messages.
+        let metricsPort = try TestStack.freePort()
+        let stack = try TestStack(extraEnvironment: [
+            "PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "5000", "PAREDAO_API_METRICS_PORT": String(metricsPort),
+        ])
+        defer { stack.stopAll() }
+        try stack.startConsumer()
+        try await stack.startAPI()
+        let tally = await postVotes(3000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
+        #expect(tally.statuses == [202: 3000])
+        let totals = try await expectTotalsSettle(stack, at: 3000)
+        #expect(votesByParticipant(totals) == tally.accepted)
+        let metrics = try await stack.http.send("GET", "http://127.0.0.1:\(metricsPort)/metrics").text
+        let messages = metrics.split(separator: "\n").first { $0.hasPrefix("paredao_publish_messages_total ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        let published = try #require(messages, "the API exports paredao_publish_messages_total")
+        #expect(published >= 3000 / 512, "at most 512 votes per message")
+        #expect(published <= 3000 / 4, "votes are packed: \(Int(published)) messages for 3,000 votes")
+    }
+
     @Test func anUndecodableMessageIsDeadLetteredWithAnErrorAndCountsNothing() async throws {
         let stack = try TestStack()
         defer { stack.stopAll() }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -10,8 +11,7 @@ struct APIHandlerTests {
     func channel() throws -> (EmbeddedChannel, TestApplication) {
         let app = try TestApplication(environment: ["PAREDAO_MAX_BODY_BYTES": "64"])
         let channel = EmbeddedChannel(loop: app.loop)
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-        try channel.pipeline.syncOperations.addHandler(APIHandler(application: app.application))
+        try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
         return (channel, app)
     }
@@ -59,5 +59,51 @@ struct APIHandlerTests {
         #expect(first.lowerBound < second.lowerBound)
         #expect(channel.isActive)
         #expect(text.contains("X-Request-ID:"))
+    }
+
+    @Test func aPipelinedRequestWaitsForTheDeferredAnswerBeforeIt() throws {
+        let (channel, app) = try channel()
+        // The first read of the totals goes to the store on another thread; /healthz could
+        // be answered at once but must come second.
+        try channel.writeInbound(ByteBuffer(string: "GET /api/v1/totals HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        var text = try output(channel)
+        for _ in 0..<500 where text.components(separatedBy: "HTTP/1.1 ").count < 3 {
+            Thread.sleep(forTimeInterval: 0.01)
+            app.loop.run()
+            text += try output(channel)
+        }
+        let totals = try #require(text.range(of: #""participants""#))
+        let health = try #require(text.range(of: #"{"status":"ok"}"#))
+        #expect(totals.lowerBound < health.lowerBound)
+        #expect(channel.isActive)
+    }
+
+    @Test func headGetsTheLengthButNoBody() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("Content-Length: 15\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+    }
+
+    @Test func http10ClosesUnlessAskedToKeepAlive() throws {
+        let (closing, _) = try channel()
+        try closing.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.0\r\n\r\n"))
+        #expect(try output(closing).contains("Connection: close\r\n"))
+        #expect(!closing.isActive)
+
+        let (kept, _) = try channel()
+        try kept.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+        #expect(try output(kept).contains("Connection: keep-alive\r\n"))
+        #expect(kept.isActive)
+    }
+
+    @Test func decimalsAreWrittenWithoutStrings() {
+        for value in [0, 7, 10, 202, 65_535, Int(Int64.max)] {
+            var buffer = ByteBuffer()
+            buffer.writeDecimal(value)
+            #expect(buffer.readString(length: buffer.readableBytes) == String(value))
+        }
     }
 }

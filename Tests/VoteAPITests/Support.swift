@@ -42,7 +42,7 @@ struct TestApplication {
     func send(_ method: HTTPMethod, _ uri: String, body: String? = nil, headers: [(String, String)] = [], peer: String = "127.0.0.1") throws -> (APIResponse, [String: Any]) {
         var httpHeaders = HTTPHeaders(headers)
         if body != nil, !headers.contains(where: { $0.0.lowercased() == "content-type" }) { httpHeaders.add(name: "Content-Type", value: "application/json") }
-        let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peerAddress: peer, requestID: "test")
+        let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peer: application.peer(address: peer), requestID: "test")
         let response: APIResponse
         switch application.handle(request, on: loop) {
         case .now(let answer): response = answer

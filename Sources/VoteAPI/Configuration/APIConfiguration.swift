@@ -14,6 +14,8 @@ struct APIConfiguration: Sendable {
     var maxVotesPerMessage: Int
     var maxInFlightMessages: Int
     var maxQueuedVotes: Int
+    var publishLingerMicros: Int
+    var publishLingerAboveRate: Int
     var totalsRefreshMillis: Int
     var sessionLifetimeSeconds: Int
     var sessionBudget: Int
@@ -33,9 +35,11 @@ struct APIConfiguration: Sendable {
         SettingDescription("PAREDAO_EVENT_LOOPS", "number of cores", "event-loop threads"),
         SettingDescription("PAREDAO_MAX_BODY_BYTES", "1024", "largest request body; larger gets 413"),
         SettingDescription("PAREDAO_CONFIRM_TIMEOUT_MS", "5000", "wait for a broker confirm before answering 503"),
-        SettingDescription("PAREDAO_MAX_VOTES_PER_MESSAGE", "64", "votes packed into one AMQP message when the publisher is behind"),
+        SettingDescription("PAREDAO_MAX_VOTES_PER_MESSAGE", "512", "votes packed into one AMQP message at most"),
         SettingDescription("PAREDAO_MAX_IN_FLIGHT", "2048", "unconfirmed AMQP messages at once (group commit window)"),
         SettingDescription("PAREDAO_MAX_QUEUED_VOTES", "100000", "votes waiting for the publisher before new ones get 503"),
+        SettingDescription("PAREDAO_PUBLISH_LINGER_US", "1000", "under load, votes wait up to this long to share an AMQP message (0 = never)"),
+        SettingDescription("PAREDAO_PUBLISH_LINGER_ABOVE", "4000", "votes/s above which the publisher lingers"),
         SettingDescription("PAREDAO_TOTALS_REFRESH_MS", "1000", "how often at most the totals snapshot is re-read"),
         SettingDescription("PAREDAO_SESSION_TTL_SECONDS", "1800", "session token lifetime"),
         SettingDescription("PAREDAO_SESSION_BUDGET", "200", "votes one session token may cast"),
@@ -59,9 +63,11 @@ struct APIConfiguration: Sendable {
         eventLoops = try reader.int("PAREDAO_EVENT_LOOPS", default: System.coreCount, in: 1...256)
         maxBodyBytes = try reader.int("PAREDAO_MAX_BODY_BYTES", default: 1024, in: 64...1_048_576)
         confirmTimeoutMillis = try reader.int("PAREDAO_CONFIRM_TIMEOUT_MS", default: 5000, in: 10...120_000)
-        maxVotesPerMessage = try reader.int("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 64, in: 1...VoteMessage.maximumVotes)
+        maxVotesPerMessage = try reader.int("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, in: 1...VoteMessage.maximumVotes)
         maxInFlightMessages = try reader.int("PAREDAO_MAX_IN_FLIGHT", default: 2048, in: 1...1_000_000)
         maxQueuedVotes = try reader.int("PAREDAO_MAX_QUEUED_VOTES", default: 100_000, in: 1...10_000_000)
+        publishLingerMicros = try reader.int("PAREDAO_PUBLISH_LINGER_US", default: 1000, in: 0...100_000)
+        publishLingerAboveRate = try reader.int("PAREDAO_PUBLISH_LINGER_ABOVE", default: 4000, in: 0...100_000_000)
         totalsRefreshMillis = try reader.int("PAREDAO_TOTALS_REFRESH_MS", default: 1000, in: 10...60_000)
         sessionLifetimeSeconds = try reader.int("PAREDAO_SESSION_TTL_SECONDS", default: 1800, in: 1...86_400 * 7)
         sessionBudget = try reader.int("PAREDAO_SESSION_BUDGET", default: 200, in: 1...Int(UInt32.max))

@@ -13,9 +13,18 @@ struct APIRequest {
     var route: Route
     var headers: HTTPHeaders
     var body: ByteBuffer?
-    /// The socket peer's address (before trusting any proxy header).
-    var peerAddress: String?
+    /// The socket peer (before trusting any proxy header).
+    var peer: Peer
     var requestID: String
+}
+
+/// A connection's peer, worked out once per connection rather than once per request.
+struct Peer {
+    var address: String?
+    /// Whether its X-Real-IP / X-Forwarded-For header is believed.
+    var isTrustedProxy: Bool
+    /// The peer's own network, used when it is not a trusted proxy.
+    var network: ClientNetwork?
 }
 
 /// An answer: status, JSON body and extra headers.
@@ -135,8 +144,7 @@ final class APIApplication: Sendable {
 
     /// The client's network: the proxy's header when the peer is a trusted proxy, else the peer.
     func clientNetwork(_ request: APIRequest) -> ClientNetwork? {
-        let peer = request.peerAddress ?? ""
-        if trustedProxies.contains(peer) {
+        if request.peer.isTrustedProxy {
             if let real = request.headers.first(name: "X-Real-IP"), let network = ClientNetwork(address: real.trimmingCharacters(in: .whitespaces)) {
                 return network
             }
@@ -146,7 +154,13 @@ final class APIApplication: Sendable {
                 return network
             }
         }
-        return ClientNetwork(address: peer)
+        return request.peer.network
+    }
+
+    /// What the API needs to know of a connection's peer address.
+    func peer(address: String?) -> Peer {
+        let address = address ?? ""
+        return Peer(address: address, isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address))
     }
 
     // MARK: Challenges and sessions

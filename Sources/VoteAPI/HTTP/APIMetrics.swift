@@ -23,17 +23,27 @@ final class APIMetrics: Sendable {
     private let acceptedRecently = Atomic<Int>(0)
     private let rejectedRecently = Atomic<Int>(0)
 
-    /// Counts a finished request and records its latency.
-    func requestFinished(route: Route, method: HTTPMethod, status: HTTPResponseStatus, nanoseconds: Int64) {
+    /// A finished request's counter (by route, method and status) and latency timer.
+    struct RequestHandles {
+        let counter: Counter
+        let timer: Metrics.Timer
+
+        func record(nanoseconds: Int64) {
+            counter.increment()
+            timer.recordNanoseconds(nanoseconds)
+        }
+    }
+
+    /// The handles for one kind of request; callers on the hot path keep them.
+    func requestHandles(route: Route, method: HTTPMethod, status: UInt) -> RequestHandles {
         let routeLabel = route == .unmatched ? "unmatched" : route.rawValue
-        let requestKey = RequestKey(route: routeLabel, method: method.rawValue, status: status.code)
+        let requestKey = RequestKey(route: routeLabel, method: method.rawValue, status: status)
         let counter = requests.withLock { cache in
             if let counter = cache[requestKey] { return counter }
-            let counter = Counter(label: "paredao_http_requests_total", dimensions: [("route", routeLabel), ("method", method.rawValue), ("status", String(status.code))])
+            let counter = Counter(label: "paredao_http_requests_total", dimensions: [("route", routeLabel), ("method", method.rawValue), ("status", String(status))])
             cache[requestKey] = counter
             return counter
         }
-        counter.increment()
         let latencyKey = LatencyKey(route: routeLabel, method: method.rawValue)
         let timer = latencies.withLock { cache in
             if let timer = cache[latencyKey] { return timer }
@@ -41,7 +51,7 @@ final class APIMetrics: Sendable {
             cache[latencyKey] = timer
             return timer
         }
-        timer.recordNanoseconds(nanoseconds)
+        return RequestHandles(counter: counter, timer: timer)
     }
 
     func voteAccepted() {

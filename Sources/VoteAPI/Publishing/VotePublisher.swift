@@ -27,7 +27,9 @@ enum PublishError: Error, Equatable {
 ///
 /// Event loops call `publish`, which returns at once with a future; the thread packs
 /// waiting votes into messages, keeps up to `maxInFlight` unconfirmed messages (group
-/// commit) and completes each vote's promise when its message is confirmed.
+/// commit) and completes each vote's promise when its message is confirmed. Under load
+/// (above `lingerAboveRate` votes/s) it sends at most one message per `linger`, so that
+/// the number of messages — what the broker's CPU follows — stays bounded.
 final class VotePublisher: Sendable {
     struct Settings: Sendable {
         var url: AMQPURL
@@ -38,6 +40,11 @@ final class VotePublisher: Sendable {
         var maxVotesPerMessage: Int
         var maxInFlight: Int
         var maxQueued: Int
+        /// Above `lingerAboveRate` votes/s, votes wait up to `linger` to share a message:
+        /// the broker's cost grows with messages, not votes, and at such rates a wait of
+        /// a millisecond fills a message with dozens of votes.
+        var linger: Duration = .zero
+        var lingerAboveRate: Int = .max
     }
 
     private struct Job {
@@ -57,6 +64,8 @@ final class VotePublisher: Sendable {
     private let logger = Logger(label: "VoteAPI.publisher")
     private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
     private let reconnects = Counter(label: "paredao_broker_reconnects_total")
+    /// AMQP messages published; `paredao_votes_accepted_total` over it is the packing ratio.
+    private let messagesPublished = Counter(label: "paredao_publish_messages_total")
     private let brokerUp = Gauge(label: "paredao_broker_up")
     private let finished = Atomic<Bool>(false)
 
@@ -126,6 +135,11 @@ final class VotePublisher: Sendable {
         var backoff: Duration = .milliseconds(100)
         var lastExpiryCheck = ContinuousClock.now
         var buffer: [UInt8] = []
+        var lastSend = ContinuousClock.now
+        /// The arrival rate, measured over windows of at least 50 ms.
+        var rateWindowStart = ContinuousClock.now
+        var rateWindowVotes = 0
+        var lingering = false
 
         init(publisher: VotePublisher) {
             self.publisher = publisher
@@ -134,9 +148,15 @@ final class VotePublisher: Sendable {
         mutating func run() {
             while true {
                 if connection == nil { connect() }
+                if connection != nil, let hold = lingerLeft() {
+                    // Let votes gather in the mailbox — publishers signal only an empty
+                    // one — while reading confirms; no wake-up per vote.
+                    if waitForWork(timeout: hold, includingMailbox: false) { collectConfirms(waitForFirst: false) }
+                    expireOverdue()
+                    continue
+                }
                 let (jobs, stopping) = takeJobs()
                 if stopping {
-                    failAll(jobs.map(\.promise), with: .unavailable)
                     for entry in inFlight.values { failAll(entry.promises, with: .unavailable) }
                     inFlight.removeAll()
                     connection = nil
@@ -149,13 +169,36 @@ final class VotePublisher: Sendable {
                     if jobs.isEmpty { waitForWork(timeout: .milliseconds(50)) }
                     continue
                 }
-                if !jobs.isEmpty { send(jobs) }
+                measureRate(arrived: jobs.count)
+                if !jobs.isEmpty {
+                    send(jobs)
+                    lastSend = .now
+                }
                 collectConfirms(waitForFirst: false)
                 expireOverdue()
                 if jobs.isEmpty, waitForWork(timeout: inFlight.isEmpty ? .milliseconds(500) : .milliseconds(20)) {
                     readWhileIdle()
                 }
             }
+        }
+
+        /// Counts arrivals and, every 50 ms or more, decides whether to linger.
+        mutating func measureRate(arrived: Int) {
+            rateWindowVotes += arrived
+            let now = ContinuousClock.now
+            let elapsed = now - rateWindowStart
+            guard elapsed >= .milliseconds(50) else { return }
+            let perSecond = Double(rateWindowVotes) / (Double(elapsed.wholeNanoseconds) / 1e9)
+            lingering = publisher.settings.linger > .zero && perSecond >= Double(publisher.settings.lingerAboveRate)
+            rateWindowStart = now
+            rateWindowVotes = 0
+        }
+
+        /// While lingering, how long until the next message may go; `nil` when it may go now.
+        func lingerLeft() -> Duration? {
+            guard lingering else { return nil }
+            let left = lastSend + publisher.settings.linger - .now
+            return left > .zero ? left : nil
         }
 
         /// With nothing in flight, input from the broker is a close or the socket's end:
@@ -182,14 +225,17 @@ final class VotePublisher: Sendable {
         /// socket closing), or `timeout` passes — without spinning and without a fixed delay.
         /// Returns whether the broker's socket has input.
         @discardableResult
-        func waitForWork(timeout: Duration) -> Bool {
+        func waitForWork(timeout: Duration, includingMailbox: Bool = true) -> Bool {
             if let connection, connection.hasBufferedInput { return true }
-            var descriptors = [pollfd(fd: publisher.wakeUp.descriptor, events: Int16(POLLIN), revents: 0)]
+            // A negative descriptor is skipped by poll.
+            var descriptors = [pollfd(fd: includingMailbox ? publisher.wakeUp.descriptor : -1, events: Int16(POLLIN), revents: 0)]
             if let connection {
                 descriptors.append(pollfd(fd: connection.socketDescriptor, events: Int16(POLLIN), revents: 0))
             }
-            _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.wholeMilliseconds))
-            if descriptors[0].revents != 0 { publisher.wakeUp.reset() }
+            // poll counts whole milliseconds: round up, so a short linger sleeps instead of spinning.
+            let milliseconds = (timeout.wholeNanoseconds + 999_999) / 1_000_000
+            _ = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: milliseconds))
+            if includingMailbox, descriptors[0].revents != 0 { publisher.wakeUp.reset() }
             return descriptors.count > 1 && descriptors[1].revents != 0
         }
 
@@ -249,6 +295,7 @@ final class VotePublisher: Sendable {
                     try buffer.withUnsafeBytes { try connection.publish(to: publisher.settings.queue, body: $0) }
                     inFlight[nextTag] = InFlight(promises: slice.map(\.promise), sentAt: .now)
                     nextTag += 1
+                    publisher.messagesPublished.increment()
                 } catch {
                     failAll(jobs[start...].map(\.promise), with: .unavailable)
                     dropConnection(failing: .unavailable, reason: "\(error)")
