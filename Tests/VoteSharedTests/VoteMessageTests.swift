@@ -64,8 +64,28 @@ struct VoteIDTests {
         #expect(VoteID.random() != VoteID.random())
     }
 
+    @Test func timeOrderedIdsAreVersion7AndSortByTime() {
+        var generator = SystemRandomNumberGenerator()
+        let millis: Int64 = 1_795_000_000_123
+        let earlier = VoteID.timeOrdered(millis: millis, using: &generator)
+        let later = VoteID.timeOrdered(millis: millis + 1, using: &generator)
+        let text = earlier.description
+        #expect(text.hasPrefix(String(millis, radix: 16).leftPadded(to: 12).prefix(8)))
+        #expect(Array(text)[14] == "7", "version nibble")
+        #expect("89ab".contains(Array(text)[19]), "RFC variant")
+        #expect(earlier.high >> 16 == UInt64(millis))
+        #expect((earlier.high, earlier.low) < (later.high, later.low))
+        #expect(earlier != VoteID.timeOrdered(millis: millis, using: &generator))
+    }
+
     @Test(arguments: ["", "f972afe7465243958e4544ab3e4540da", "f972afe7-4652-4395-8e45-44ab3e4540d", "g972afe7-4652-4395-8e45-44ab3e4540da", "f972afe7-4652-4395-8e45-44ab3e4540da0", "f972afe7_4652-4395-8e45-44ab3e4540da"])
     func rejectsNonUUIDs(_ text: String) {
         #expect(VoteID(text) == nil)
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

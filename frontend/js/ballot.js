@@ -240,10 +240,12 @@
   }
 
   function newVoteId() {
-    if (self.crypto && typeof self.crypto.randomUUID === 'function') return self.crypto.randomUUID();
-    // RFC 4122 version 4 from getRandomValues (randomUUID needs a secure context).
+    // RFC 9562 version 7: 48 bits of Unix milliseconds, then random bits. Time-ordered ids
+    // keep the store's id index growing at its end (the API makes the same kind).
     const b = self.crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
+    let ms = Date.now();
+    for (let i = 5; i >= 0; i--) { b[i] = ms % 256; ms = Math.floor(ms / 256); }
+    b[6] = (b[6] & 0x0f) | 0x70;
     b[8] = (b[8] & 0x3f) | 0x80;
     const h = Array.from(b, function (x) { return x.toString(16).padStart(2, '0'); }).join('');
     return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);

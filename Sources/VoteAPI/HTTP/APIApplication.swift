@@ -145,12 +145,12 @@ final class APIApplication: Sendable {
     /// The client's network: the proxy's header when the peer is a trusted proxy, else the peer.
     func clientNetwork(_ request: APIRequest) -> ClientNetwork? {
         if request.peer.isTrustedProxy {
-            if let real = request.headers.first(name: "X-Real-IP"), let network = ClientNetwork(address: real.trimmingCharacters(in: .whitespaces)) {
+            if let real = request.headers.first(name: "X-Real-IP"), let network = ClientNetwork(address: real.trimmingSpaces) {
                 return network
             }
             if let forwarded = request.headers.first(name: "X-Forwarded-For"),
                let last = forwarded.split(separator: ",").last,
-               let network = ClientNetwork(address: last.trimmingCharacters(in: .whitespaces)) {
+               let network = ClientNetwork(address: last.trimmingSpaces) {
                 return network
             }
         }
@@ -241,17 +241,17 @@ final class APIApplication: Sendable {
             return reject(.invalidField("participant", "\"participant\" must be a participant id string."))
         }
         guard poll.participantIndex(of: participant) != nil else { return reject(.unknownParticipant(participant)) }
+        let now = Timestamp.nowMillis()
         let voteID: VoteID
         switch fields["voteId"] {
         case nil, .null?:
-            voteID = Self.randomVoteID()
+            voteID = Self.newVoteID(millis: now)
         case .string(let text)?:
             guard let parsed = VoteID(text) else { return reject(.invalidField("vote_id", "\"voteId\" must be a UUID.")) }
             voteID = parsed
         default:
             return reject(.invalidField("vote_id", "\"voteId\" must be a UUID string."))
         }
-        let now = Timestamp.nowMillis()
         let remaining: UInt32
         switch limiter.admit(token, nowMillis: now) {
         case .allowed(let left): remaining = left
@@ -280,7 +280,9 @@ final class APIApplication: Sendable {
 
     private func authenticate(_ request: APIRequest) -> Result<SessionToken, APIError> {
         guard let header = request.headers.first(name: "Authorization") else { return .failure(.token(.missing)) }
-        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { return .failure(.token(.malformed)) }
+        guard header.utf8.count > 7, header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else {
+            return .failure(.token(.malformed))
+        }
         guard let network = clientNetwork(request) else { return .failure(.token(.wrongNetwork)) }
         do {
             return .success(try SessionToken.verify(header.dropFirst(7), keyring: keyring, network: network, now: Timestamp.nowMillis() / 1000))
@@ -294,7 +296,7 @@ final class APIApplication: Sendable {
             return (request.body?.readableBytes ?? 0) == 0 ? nil : .unsupportedMediaType
         }
         if type == "application/json" { return nil }
-        let mediaType = type.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased()
+        let mediaType = type.split(separator: ";", maxSplits: 1).first?.trimmingSpaces.lowercased()
         return mediaType == "application/json" ? nil : .unsupportedMediaType
     }
 
@@ -317,9 +319,9 @@ final class APIApplication: Sendable {
         return bytes
     }
 
-    /// A server-made vote id from a per-thread fast generator (unique, not secret).
-    static func randomVoteID() -> VoteID {
-        VoteIDSource.current.next()
+    /// A server-made, time-ordered vote id from a per-thread fast generator (unique, not secret).
+    static func newVoteID(millis: Int64) -> VoteID {
+        VoteIDSource.current.next(millis: millis)
     }
 }
 
@@ -327,8 +329,8 @@ final class APIApplication: Sendable {
 final class VoteIDSource: @unchecked Sendable {  // used only by the thread that owns it
     private var generator = FastRandom()
 
-    func next() -> VoteID {
-        VoteID.random(using: &generator)
+    func next(millis: Int64) -> VoteID {
+        VoteID.timeOrdered(millis: millis, using: &generator)
     }
 
     static var current: VoteIDSource {
@@ -339,4 +341,14 @@ final class VoteIDSource: @unchecked Sendable {  // used only by the thread that
     }
 
     private static let threadLocal = ThreadSpecificVariable<VoteIDSource>()
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (header values; no Foundation on the hot path).
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while let first = text.utf8.first, first == 0x20 || first == 0x09 { text = text.dropFirst() }
+        while let last = text.utf8.last, last == 0x20 || last == 0x09 { text = text.dropLast() }
+        return String(text)
+    }
 }
