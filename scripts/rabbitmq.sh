@@ -23,6 +23,11 @@ Environment (defaults):
   PAREDAO_RABBITMQ_EPMD_PORT        4391           epmd port (own, not the system's 4369)
   PAREDAO_RABBITMQ_PROMETHEUS_PORT  15692          rabbitmq_prometheus /metrics port
   PAREDAO_RABBITMQ_NODE             paredao@localhost
+  PAREDAO_RABBITMQ_ERL_ARGS         +sbwt none +sbwtdcpu none +sbwtdio none
+                                    Erlang VM flags; the default stops idle schedulers
+                                    from busy-waiting, which on a small shared machine
+                                    takes CPU from the API (set it empty to keep it)
+  PAREDAO_RABBITMQ_EXTRA_CONF       (empty)        lines appended to rabbitmq.conf
 TXT
 }
 
@@ -51,6 +56,7 @@ prometheus.tcp.ip = 127.0.0.1
 disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = warning
+${PAREDAO_RABBITMQ_EXTRA_CONF:-}
 CONF
   echo '[rabbitmq_prometheus].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
 }

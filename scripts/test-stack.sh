@@ -90,6 +90,28 @@ dashboard_screenshots() {
   "$ROOT/monitoring/logs.sh" --dir "$STACK/log" --query last-errors >"$ROOT/docs/screenshots/log-query-last-errors.txt" || return 1
 }
 
+# The vote route through nginx: a refused vote is logged, an accepted one is not (the
+# API's metrics count those), and the answer is not gzipped.
+nginx_vote_logging() {
+  local bin token log="$STACK/nginx/logs/access.log" before status headers
+  bin="$(swift build --show-bin-path)"
+  token="$("$bin/paredao-token" --url http://127.0.0.1:18080 --count 1)"
+  before=$(grep -c '"path":"/api/v1/votes"' "$log" 2>/dev/null || true)
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"participant":"aline"}' http://127.0.0.1:18000/api/v1/votes)
+  [[ "$status" == 401 ]] || { echo "a vote without a token answered $status, not 401" >&2; return 1; }
+  headers="$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' -H 'Accept-Encoding: gzip' \
+    -H "Authorization: Bearer $token" -d '{"participant":"aline"}' http://127.0.0.1:18000/api/v1/votes)"
+  grep -q '^HTTP/1.1 202' <<<"$headers" || { echo "a valid vote was not accepted: $headers" >&2; return 1; }
+  if grep -qi '^Content-Encoding:' <<<"$headers"; then echo "the vote answer was compressed" >&2; return 1; fi
+  sleep 2.5   # the access log is buffered and flushed every second
+  local lines
+  lines="$(grep '"path":"/api/v1/votes"' "$log" | tail -n +$((before + 1)))"
+  grep -q '"status":401' <<<"$lines" || { echo "the 401 vote is missing from the access log" >&2; return 1; }
+  if grep -q '"status":202' <<<"$lines"; then echo "an accepted vote was logged" >&2; return 1; fi
+  echo "nginx: 401 logged, 202 not logged, vote answer not gzipped"
+}
+
 run_suite() {
   local name="$1"
   shift
@@ -111,6 +133,7 @@ main() {
   run_suite "browser (headless Chromium)" env PAREDAO_WEB_URL=http://127.0.0.1:18000 \
     PAREDAO_PANEL_USER=produtor PAREDAO_PANEL_PASSWORD="$(cat "$STACK/panel-password")" \
     PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" /usr/bin/python3 "$ROOT/Tests/browser/test_pages.py"
+  run_suite "nginx: refused votes logged, accepted ones counted only" nginx_vote_logging
   run_suite "broker outage: 503, ERROR logs, error dashboard, alert" env PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" \
     PAREDAO_API_URL=http://127.0.0.1:18080 PAREDAO_PROM_URL=http://127.0.0.1:19090 \
     PAREDAO_AM_URL=http://127.0.0.1:19093 PAREDAO_LOG_DIR="$STACK/log" \
