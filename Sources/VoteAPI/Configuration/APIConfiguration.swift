@@ -38,7 +38,7 @@ struct APIConfiguration: Sendable {
         SettingDescription("PAREDAO_MAX_VOTES_PER_MESSAGE", "512", "votes packed into one AMQP message at most"),
         SettingDescription("PAREDAO_MAX_IN_FLIGHT", "2048", "unconfirmed AMQP messages at once (group commit window)"),
         SettingDescription("PAREDAO_MAX_QUEUED_VOTES", "100000", "votes waiting for the publisher before new ones get 503"),
-        SettingDescription("PAREDAO_PUBLISH_LINGER_US", "1000", "under load, votes wait up to this long to share an AMQP message (0 = never)"),
+        SettingDescription("PAREDAO_PUBLISH_LINGER_US", "3000", "under load, votes wait up to this long to share an AMQP message (0 = never)"),
         SettingDescription("PAREDAO_PUBLISH_LINGER_ABOVE", "4000", "votes/s above which the publisher lingers"),
         SettingDescription("PAREDAO_TOTALS_REFRESH_MS", "1000", "how often at most the totals snapshot is re-read"),
         SettingDescription("PAREDAO_SESSION_TTL_SECONDS", "1800", "session token lifetime"),
@@ -66,7 +66,7 @@ struct APIConfiguration: Sendable {
         maxVotesPerMessage = try reader.int("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, in: 1...VoteMessage.maximumVotes)
         maxInFlightMessages = try reader.int("PAREDAO_MAX_IN_FLIGHT", default: 2048, in: 1...1_000_000)
         maxQueuedVotes = try reader.int("PAREDAO_MAX_QUEUED_VOTES", default: 100_000, in: 1...10_000_000)
-        publishLingerMicros = try reader.int("PAREDAO_PUBLISH_LINGER_US", default: 1000, in: 0...100_000)
+        publishLingerMicros = try reader.int("PAREDAO_PUBLISH_LINGER_US", default: 3000, in: 0...100_000)
         publishLingerAboveRate = try reader.int("PAREDAO_PUBLISH_LINGER_ABOVE", default: 4000, in: 0...100_000_000)
         totalsRefreshMillis = try reader.int("PAREDAO_TOTALS_REFRESH_MS", default: 1000, in: 10...60_000)
         sessionLifetimeSeconds = try reader.int("PAREDAO_SESSION_TTL_SECONDS", default: 1800, in: 1...86_400 * 7)
