@@ -27,7 +27,6 @@ Environment (defaults):
                                     Erlang VM flags; the default stops idle schedulers
                                     from busy-waiting, which on a small shared machine
                                     takes CPU from the API (set it empty to keep it)
-  PAREDAO_RABBITMQ_EXTRA_CONF       (empty)        lines appended to rabbitmq.conf
 TXT
 }
 
@@ -47,6 +46,8 @@ setup_env() {
   export RABBITMQ_DIST_PORT="${PAREDAO_RABBITMQ_DIST_PORT:-25672}"
   export ERL_EPMD_PORT="${PAREDAO_RABBITMQ_EPMD_PORT:-4391}"
   export ERL_EPMD_ADDRESS=127.0.0.1
+  # A node that fails to boot writes its crash dump here, not into the caller's folder.
+  export ERL_CRASH_DUMP="$dir/erl_crash.dump"
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${PAREDAO_RABBITMQ_ERL_ARGS-+sbwt none +sbwtdcpu none +sbwtdio none}"
   RMQ_DIR="$dir"
   cat >"$RABBITMQ_CONFIG_FILE" <<CONF
@@ -56,7 +57,6 @@ prometheus.tcp.ip = 127.0.0.1
 disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = warning
-${PAREDAO_RABBITMQ_EXTRA_CONF:-}
 CONF
   echo '[rabbitmq_prometheus].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
 }

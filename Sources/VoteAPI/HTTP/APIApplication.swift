@@ -20,7 +20,6 @@ struct APIRequest {
 
 /// A connection's peer, worked out once per connection rather than once per request.
 struct Peer {
-    var address: String?
     /// Whether its X-Real-IP / X-Forwarded-For header is believed.
     var isTrustedProxy: Bool
     /// The peer's own network, used when it is not a trusted proxy.
@@ -160,7 +159,7 @@ final class APIApplication: Sendable {
     /// What the API needs to know of a connection's peer address.
     func peer(address: String?) -> Peer {
         let address = address ?? ""
-        return Peer(address: address, isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address))
+        return Peer(isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address))
     }
 
     // MARK: Challenges and sessions

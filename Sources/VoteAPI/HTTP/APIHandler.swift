@@ -34,8 +34,6 @@ final class APIHandler: ChannelDuplexHandler {
     private enum Incoming {
         case idle
         case receiving(Received)
-        /// The rest of a request that was already answered (413).
-        case discarding
     }
 
     private struct CachedMetrics {
@@ -51,7 +49,8 @@ final class APIHandler: ChannelDuplexHandler {
     private var waiting = CircularBuffer<Received>(initialCapacity: 4)
     /// A request is being answered (its answer may wait for the broker).
     private var answering = false
-    /// Set once a request that ends the connection is queued: later bytes are ignored.
+    /// Set once a request that ends the connection is queued (413, 400, `Connection:
+    /// close`): whatever follows it on the connection, its own body included, is ignored.
     private var acceptingRequests = true
     private var closed = false
     /// A `read` held back while too many requests wait.
@@ -69,18 +68,15 @@ final class APIHandler: ChannelDuplexHandler {
         guard acceptingRequests else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            let received = Received(kind: .request, head: head, body: nil, started: .now)
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > application.configuration.maxBodyBytes {
-                incoming = .discarding
-                enqueue(Received(kind: .tooLarge, head: head, body: nil, started: received.started), context: context)
+                enqueue(Received(kind: .tooLarge, head: head, body: nil, started: .now), context: context)
                 return
             }
-            incoming = .receiving(received)
+            incoming = .receiving(Received(kind: .request, head: head, body: nil, started: .now))
         case .body(var chunk):
             guard case .receiving(var received) = incoming else { return }
             incoming = .idle  // drops the enum's reference so the body grows in place
             if (received.body?.readableBytes ?? 0) + chunk.readableBytes > application.configuration.maxBodyBytes {
-                incoming = .discarding
                 received.kind = .tooLarge
                 received.body = nil
                 enqueue(received, context: context)

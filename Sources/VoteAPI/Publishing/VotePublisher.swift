@@ -157,6 +157,7 @@ final class VotePublisher: Sendable {
                 }
                 let (jobs, stopping) = takeJobs()
                 if stopping {
+                    failAll(jobs.map(\.promise), with: .unavailable)
                     for entry in inFlight.values { failAll(entry.promises, with: .unavailable) }
                     inFlight.removeAll()
                     connection = nil
