@@ -38,7 +38,7 @@ final class APIServer: Sendable {
     static func start(configuration: APIConfiguration, registry: PrometheusCollectorRegistry?) async throws -> APIServer {
         let logger = Logger(label: "VoteAPI")
         let poll = try Poll.load(from: configuration.common.pollFile)
-        let keyring = try TokenKeyring.load(ConfigurationReader())
+        let keyring = try TokenKeyring.load(ConfigurationReader()).rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots)
         guard let url = AMQPURL(configuration.common.amqpURL) else {
             throw ConfigurationError(key: "PAREDAO_AMQP_URL", message: "not an amqp:// URL: \(configuration.common.amqpURL)")
         }

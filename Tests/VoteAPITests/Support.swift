@@ -35,7 +35,7 @@ struct TestApplication {
         let totals = TotalsCache(poll: poll, refreshInterval: .milliseconds(10)) { () throws(StoreError) -> any VoteStore in
             try openVoteStore(settings)
         }
-        application = APIApplication(configuration: configuration, poll: poll, keyring: Self.keyring, publisher: publisher, totals: totals)
+        application = APIApplication(configuration: configuration, poll: poll, keyring: Self.keyring.rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots), publisher: publisher, totals: totals)
     }
 
     /// Sends one request and returns the immediate answer (or runs the loop for a deferred one).

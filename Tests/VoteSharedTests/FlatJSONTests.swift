@@ -18,6 +18,26 @@ struct FlatJSONTests {
         #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject(Array(text.utf8)) }
     }
 
+    @Test func escapesAfterPlainTextAndNonContiguousInputParseAlike() throws {
+        let text = #"{"a":"plain then \"quoted\" and \u00e9","b":"","c":"no escapes"}"#
+        let fields = try FlatJSON.parseObject(Array(text.utf8))
+        #expect(fields["a"] == .string("plain then \"quoted\" and é"))
+        #expect(fields["b"] == .string(""))
+        #expect(fields["c"] == .string("no escapes"))
+        #expect(fields.fields.map(\.key) == ["a", "b", "c"])
+        // A collection without contiguous storage takes the copying path to the same result.
+        #expect(try FlatJSON.parseObject(text.utf8.lazy.map { $0 }) == fields)
+    }
+
+    @Test func boundsTheNumberOfFields() throws {
+        func body(_ count: Int) -> [UInt8] {
+            Array(("{" + (0..<count).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}").utf8)
+        }
+        #expect(try FlatJSON.parseObject(body(FlatJSON.maximumFields)).count == FlatJSON.maximumFields)
+        let error = #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject(body(FlatJSON.maximumFields + 1)) }
+        #expect(error?.description == "more than \(FlatJSON.maximumFields) fields")
+    }
+
     @Test func rejectsInvalidUTF8() {
         #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) }
     }

@@ -62,6 +62,17 @@ struct VoteIDTests {
         #expect(id.description == text.lowercased())
         #expect(VoteID(id.description) == id)
         #expect(VoteID.random() != VoteID.random())
+        var appended = Array("id=".utf8)
+        id.appendDescription(to: &appended)
+        #expect(String(decoding: appended, as: UTF8.self) == "id=" + text.lowercased())
+    }
+
+    @Test func decimalsAreAppendedWithoutStrings() {
+        for value: Int64 in [0, 7, 10, 99, 1_234_567_890, -42, .max, .min] {
+            var bytes = Array("n=".utf8)
+            bytes.appendDecimal(value)
+            #expect(String(decoding: bytes, as: UTF8.self) == "n=\(value)")
+        }
     }
 
     @Test func timeOrderedIdsAreVersion7AndSortByTime() {

@@ -26,6 +26,7 @@ struct APIConfiguration: Sendable {
     var maxDifficulty: Int
     var trustedProxies: [String]
     var maxTrackedSessions: Int
+    var verifiedTokenSlots: Int
 
     static let descriptions: [SettingDescription] = CommonSettings.descriptions + [
         SettingDescription("PAREDAO_API_HOST", "127.0.0.1", "address the HTTP API binds"),
@@ -50,6 +51,7 @@ struct APIConfiguration: Sendable {
         SettingDescription("PAREDAO_POW_MAX_DIFFICULTY", "19", "cap of the adaptive difficulty"),
         SettingDescription("PAREDAO_TRUSTED_PROXIES", "127.0.0.1,::1", "peers whose X-Real-IP / X-Forwarded-For is believed"),
         SettingDescription("PAREDAO_MAX_TRACKED_SESSIONS", "1000000", "sessions whose rate and budget are tracked in memory"),
+        SettingDescription("PAREDAO_VERIFIED_TOKEN_SLOTS", "262144", "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)"),
         SettingDescription("PAREDAO_TOKEN_KEYS_FILE", "var/secrets/token-keys", "HMAC keys (id:base64 per line, last signs)"),
         SettingDescription("PAREDAO_TOKEN_KEYS", "(unset)", "inline keys, comma-separated, instead of the file"),
     ]
@@ -78,6 +80,7 @@ struct APIConfiguration: Sendable {
         maxDifficulty = try reader.int("PAREDAO_POW_MAX_DIFFICULTY", default: 19, in: 0...Challenge.maximumDifficulty)
         trustedProxies = reader.list("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"])
         maxTrackedSessions = try reader.int("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, in: 16...100_000_000)
+        verifiedTokenSlots = try reader.int("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, in: 0...100_000_000)
         guard maxDifficulty >= baseDifficulty else {
             throw ConfigurationError(key: "PAREDAO_POW_MAX_DIFFICULTY", message: "must be at least PAREDAO_POW_DIFFICULTY (\(baseDifficulty))")
         }

@@ -181,7 +181,7 @@ final class APIApplication: Sendable {
 
     private func createSession(_ request: APIRequest) -> APIResponse {
         if let error = checkJSONContentType(request) { return APIResponse(error: error) }
-        let fields: [String: FlatJSON.Value]
+        let fields: FlatJSON.Object
         do {
             fields = try FlatJSON.parseObject(request.body?.readableBytesView ?? ByteBuffer().readableBytesView)
         } catch {
@@ -230,7 +230,7 @@ final class APIApplication: Sendable {
         case .failure(let error): return reject(error)
         }
         if let error = checkJSONContentType(request) { return reject(error) }
-        let fields: [String: FlatJSON.Value]
+        let fields: FlatJSON.Object
         do {
             fields = try FlatJSON.parseObject(request.body?.readableBytesView ?? ByteBuffer().readableBytesView)
         } catch {
@@ -305,13 +305,13 @@ final class APIApplication: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(160 + snapshot.summaryJSON.count)
         bytes.append(contentsOf: #"{"vote":{"id":""#.utf8)
-        bytes.append(contentsOf: vote.id.description.utf8)
+        vote.id.appendDescription(to: &bytes)
         bytes.append(contentsOf: #"","participant":""#.utf8)
         bytes.append(contentsOf: vote.participantID.utf8) // a poll id: [a-z0-9_-] only
         bytes.append(contentsOf: #"","acceptedAt":""#.utf8)
         Timestamp.appendISO8601(millis: vote.acceptedAtMillis, to: &bytes)
         bytes.append(contentsOf: #"","votesRemaining":"#.utf8)
-        bytes.append(contentsOf: String(remaining).utf8)
+        bytes.appendDecimal(Int64(remaining))
         bytes.append(contentsOf: #"},"totals":"#.utf8)
         bytes.append(contentsOf: snapshot.summaryJSON)
         bytes.append(UInt8(ascii: "}"))

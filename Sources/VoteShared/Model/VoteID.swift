@@ -81,15 +81,19 @@ public struct VoteID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(36)
-        for index in 0..<32 {
-            if index == 8 || index == 12 || index == 16 || index == 20 { out.append(UInt8(ascii: "-")) }
-            let word = index < 16 ? high : low
-            let shift = UInt64(60 - 4 * (index % 16))
-            out.append(hex[Int((word >> shift) & 0xF)])
-        }
+        appendDescription(to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the lowercase 8-4-4-4-12 text form to `bytes` (no String on the way).
+    public func appendDescription(to bytes: inout [UInt8]) {
+        for index in 0..<32 {
+            if index == 8 || index == 12 || index == 16 || index == 20 { bytes.append(UInt8(ascii: "-")) }
+            let word = index < 16 ? high : low
+            let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * (index % 16))) & 0xF
+            bytes.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble)
+        }
     }
 }

@@ -21,7 +21,7 @@ public struct JSONWriter: Sendable {
     }
 
     public mutating func string(_ value: String) { separate(); appendString(value) }
-    public mutating func int(_ value: Int64) { separate(); bytes.append(contentsOf: String(value).utf8) }
+    public mutating func int(_ value: Int64) { separate(); bytes.appendDecimal(value) }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
 
     /// Writes a number with one decimal from an integer count of tenths (486 → 48.6).
@@ -61,5 +61,19 @@ public struct JSONWriter: Sendable {
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `value` in decimal without building a String.
+    public mutating func appendDecimal(_ value: Int64) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = count
+        repeat {
+            append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        self[start...].reverse()
     }
 }

@@ -54,8 +54,9 @@ public struct SessionToken: Sendable, Equatable {
         return (token, Base64URL.encode(bytes))
     }
 
-    /// Checks a token's layout, MAC (constant time), times and network; stateless, and
-    /// without allocating on the way (the token is decoded into stack memory).
+    /// Checks a token's layout, MAC (constant time), times and network, without allocating
+    /// on the way (the token is decoded into stack memory). With a keyring that remembers
+    /// verified tokens, the exact bytes of a token seen before skip the MAC.
     public static func verify(_ encoded: some StringProtocol, keyring: TokenKeyring, network: ClientNetwork, now: Int64) throws(TokenRejection) -> SessionToken {
         guard encoded.utf8.count == (length * 4 + 2) / 3 else { throw .malformed }
         let outcome = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer -> Result<SessionToken, TokenRejection> in
@@ -67,10 +68,7 @@ public struct SessionToken: Sendable, Equatable {
 
     private static func check(_ bytes: UnsafeBufferPointer<UInt8>, keyring: TokenKeyring, network: ClientNetwork, now: Int64) -> Result<SessionToken, TokenRejection> {
         guard bytes[0] == kind else { return .failure(.malformed) }
-        guard var mac = keyring.keyedMAC(id: bytes[1]) else { return .failure(.unknownKey) }
-        mac.update(data: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<bodyLength])))
-        // HashedAuthenticationCode's == with bytes is swift-crypto's constant-time comparison.
-        guard mac.finalize() == UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[bodyLength...])) else { return .failure(.invalid) }
+        if let rejection = checkMAC(bytes, keyring: keyring) { return .failure(rejection) }
         func word(at offset: Int) -> UInt64 {
             (offset..<offset + 8).reduce(0) { $0 << 8 | UInt64(bytes[$1]) }
         }
@@ -86,6 +84,19 @@ public struct SessionToken: Sendable, Equatable {
         guard now < token.expiresAt else { return .failure(.expired) }
         guard token.networkHash == keyring.networkHash(network, keyID: token.keyID) else { return .failure(.wrongNetwork) }
         return .success(token)
+    }
+
+    /// The MAC over the body, skipped for bytes the keyring's memo saw verify before.
+    private static func checkMAC(_ bytes: UnsafeBufferPointer<UInt8>, keyring: TokenKeyring) -> TokenRejection? {
+        let memo = keyring.verifiedTokens
+        let words = memo.map { _ in VerifiedTokenMemo.Words(bytes) }
+        if let memo, let words, memo.contains(words) { return nil }
+        guard var mac = keyring.keyedMAC(id: bytes[1]) else { return .unknownKey }
+        mac.update(data: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<bodyLength])))
+        // HashedAuthenticationCode's == with bytes is swift-crypto's constant-time comparison.
+        guard mac.finalize() == UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[bodyLength...])) else { return .invalid }
+        if let memo, let words { memo.remember(words) }
+        return nil
     }
 
     var body: [UInt8] {

@@ -11,6 +11,8 @@ public struct TokenKeyring: Sendable {
     public let signingKeyID: UInt8
     private let keys: [UInt8: ImmutableKey]
     private let networkHashes = NetworkHashCache()
+    /// Tokens whose MAC verified, when enabled (`rememberingVerifiedTokens(slots:)`).
+    private(set) var verifiedTokens: VerifiedTokenMemo?
 
     public init(keys: [(id: UInt8, secret: [UInt8])]) throws(ConfigurationError) {
         guard let last = keys.last else {
@@ -58,6 +60,14 @@ public struct TokenKeyring: Sendable {
     /// A fresh random 32-byte secret, base64 encoded, for a key file line.
     public static func generateSecret() -> String {
         Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString()
+    }
+
+    /// This keyring, remembering up to `slots` session tokens that verified so that a
+    /// token seen again skips its HMAC (80 bytes per slot; 0 turns the memo off).
+    public func rememberingVerifiedTokens(slots: Int) -> TokenKeyring {
+        var copy = self
+        copy.verifiedTokens = slots > 0 ? VerifiedTokenMemo(slots: slots) : nil
+        return copy
     }
 
     func key(id: UInt8) -> SymmetricKey? { keys[id]?.key }

@@ -13,20 +13,65 @@ public enum FlatJSON {
         public var description: String
     }
 
+    /// A parsed object: its fields in the order they came. Bodies the API accepts have a
+    /// handful of fields, so lookups scan them (no hashing, one allocation).
+    public struct Object: Sendable, Equatable {
+        public struct Field: Sendable, Equatable {
+            public var key: String
+            public var value: Value
+        }
+
+        public private(set) var fields: [Field] = []
+
+        /// The value of `key`, if the object has it.
+        public subscript(key: String) -> Value? {
+            for field in fields where field.key == key { return field.value }
+            return nil
+        }
+
+        public var isEmpty: Bool { fields.isEmpty }
+        public var count: Int { fields.count }
+
+        mutating func append(_ key: String, _ value: Value) { fields.append(Field(key: key, value: value)) }
+    }
+
+    /// Fields one object may have: a request body needs a few; a bound keeps the duplicate
+    /// check (a scan per field) cheap whatever the body.
+    public static let maximumFields = 32
+
     /// Parses a whole body as one flat object; nested objects or arrays are refused.
-    public static func parseObject(_ bytes: some Collection<UInt8>) throws(ParseError) -> [String: Value] {
-        var parser = Parser(bytes: Array(bytes))
-        return try parser.object()
+    public static func parseObject(_ bytes: some Collection<UInt8>) throws(ParseError) -> Object {
+        let parsed = bytes.withContiguousStorageIfAvailable { buffer in
+            var parser = Parser(bytes: buffer)
+            return parser.parse()
+        }
+        if let parsed { return try parsed.get() }
+        return try Array(bytes).withUnsafeBufferPointer { buffer in
+            var parser = Parser(bytes: buffer)
+            return parser.parse()
+        }.get()
     }
 
     private struct Parser {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
 
-        mutating func object() throws(ParseError) -> [String: Value] {
+        init(bytes: UnsafeBufferPointer<UInt8>) {
+            self.bytes = bytes
+        }
+
+        mutating func parse() -> Result<Object, ParseError> {
+            do throws(ParseError) {
+                return .success(try object())
+            } catch {
+                return .failure(error)
+            }
+        }
+
+        mutating func object() throws(ParseError) -> Object {
             skipSpace()
             try expect(UInt8(ascii: "{"), "a JSON object")
-            var result: [String: Value] = [:]
+            var result = Object()
             skipSpace()
             if peek() == UInt8(ascii: "}") {
                 index += 1
@@ -38,7 +83,8 @@ public enum FlatJSON {
                     try expect(UInt8(ascii: ":"), "':' after a key")
                     skipSpace()
                     guard result[key] == nil else { throw ParseError(description: "duplicate key \"\(key)\"") }
-                    result[key] = try value()
+                    guard result.count < maximumFields else { throw ParseError(description: "more than \(maximumFields) fields") }
+                    result.append(key, try value())
                     skipSpace()
                     if peek() == UInt8(ascii: ",") { index += 1; continue }
                     try expect(UInt8(ascii: "}"), "',' or '}'")
@@ -65,7 +111,19 @@ public enum FlatJSON {
 
         mutating func string() throws(ParseError) -> String {
             try expect(UInt8(ascii: "\""), "a string")
-            var out: [UInt8] = []
+            // Most strings have no escape: validate them in place, without a copy.
+            let start = index
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) else {
+                    throw ParseError(description: "string is not valid UTF-8")
+                }
+                index = end + 1
+                return text
+            }
+            var out = Array(bytes[start..<end])
+            index = end
             while true {
                 guard let byte = peek() else { throw ParseError(description: "unterminated string") }
                 index += 1
