@@ -304,18 +304,22 @@ final class APIApplication: Sendable {
         let snapshot = totals.latest() ?? totals.emptySnapshot
         var bytes: [UInt8] = []
         bytes.reserveCapacity(160 + snapshot.summaryJSON.count)
-        bytes.append(contentsOf: #"{"vote":{"id":""#.utf8)
+        Self.append(#"{"vote":{"id":""#, to: &bytes)
         vote.id.appendDescription(to: &bytes)
-        bytes.append(contentsOf: #"","participant":""#.utf8)
+        Self.append(#"","participant":""#, to: &bytes)
         bytes.append(contentsOf: vote.participantID.utf8) // a poll id: [a-z0-9_-] only
-        bytes.append(contentsOf: #"","acceptedAt":""#.utf8)
+        Self.append(#"","acceptedAt":""#, to: &bytes)
         Timestamp.appendISO8601(millis: vote.acceptedAtMillis, to: &bytes)
-        bytes.append(contentsOf: #"","votesRemaining":"#.utf8)
+        Self.append(#"","votesRemaining":"#, to: &bytes)
         bytes.appendDecimal(Int64(remaining))
-        bytes.append(contentsOf: #"},"totals":"#.utf8)
+        Self.append(#"},"totals":"#, to: &bytes)
         bytes.append(contentsOf: snapshot.summaryJSON)
         bytes.append(UInt8(ascii: "}"))
         return bytes
+    }
+
+    private static func append(_ text: StaticString, to bytes: inout [UInt8]) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// A server-made, time-ordered vote id from a per-thread fast generator (unique, not secret).
@@ -343,11 +347,18 @@ final class VoteIDSource: @unchecked Sendable {  // used only by the thread that
 }
 
 extension StringProtocol {
-    /// Without leading and trailing spaces and tabs (header values; no Foundation on the hot path).
-    var trimmingSpaces: String {
-        var text = Substring(self)
-        while let first = text.utf8.first, first == 0x20 || first == 0x09 { text = text.dropFirst() }
-        while let last = text.utf8.last, last == 0x20 || last == 0x09 { text = text.dropLast() }
-        return String(text)
+    /// Without leading and trailing spaces and tabs (header values; no copy, no Foundation).
+    var trimmingSpaces: Substring {
+        let text = Substring(self)
+        let utf8 = text.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+        while start < end {
+            let last = utf8.index(before: end)
+            guard utf8[last] == 0x20 || utf8[last] == 0x09 else { break }
+            end = last
+        }
+        return text[start..<end]
     }
 }

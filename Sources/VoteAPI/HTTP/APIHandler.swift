@@ -45,6 +45,9 @@ final class APIHandler: ChannelDuplexHandler {
 
     private let application: APIApplication
     private let logger = Logger(label: "VoteAPI.http")
+    /// Whether each request gets a DEBUG line (read once: asking the log handler per
+    /// request copies it).
+    private let logsEveryRequest: Bool
     private var incoming = Incoming.idle
     private var waiting = CircularBuffer<Received>(initialCapacity: 4)
     /// A request is being answered (its answer may wait for the broker).
@@ -60,6 +63,7 @@ final class APIHandler: ChannelDuplexHandler {
 
     init(application: APIApplication) {
         self.application = application
+        logsEveryRequest = logger.logLevel <= .debug
     }
 
     // MARK: Inbound
@@ -228,7 +232,7 @@ final class APIHandler: ChannelDuplexHandler {
         metricHandles(route: route, method: head.method, status: response.status.code).record(nanoseconds: elapsed.wholeNanoseconds)
         if response.status.code >= 500 {
             logger.error("Request failed", metadata: requestMetadata(head, route, response, elapsed, requestID))
-        } else if logger.logLevel <= .debug {
+        } else if logsEveryRequest {
             logger.debug("Request served", metadata: requestMetadata(head, route, response, elapsed, requestID))
         }
     }

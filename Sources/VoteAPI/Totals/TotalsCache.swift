@@ -11,14 +11,15 @@ import VoteStore
 /// Readers get the latest snapshot at once (stale-while-revalidate); only the very first
 /// read waits for the store.
 final class TotalsCache: Sendable {
-    /// A rendered snapshot.
-    struct Snapshot: Sendable {
-        var totals: Totals
+    /// A rendered snapshot (a class: every vote's answer takes it, and one reference is
+    /// cheaper to hand out than its four arrays).
+    final class Snapshot: Sendable {
+        let totals: Totals
         /// The whole snapshot, for `/total`.
-        var json: [UInt8]
+        let json: [UInt8]
         /// Without `hours`, for the answer to a vote.
-        var summaryJSON: [UInt8]
-        var readAt: ContinuousClock.Instant
+        let summaryJSON: [UInt8]
+        let readAt: ContinuousClock.Instant
 
         init(totals: Totals) {
             self.totals = totals

@@ -10,7 +10,12 @@ public struct ClientNetwork: Sendable, Hashable {
     let packed: UInt64
 
     /// The prefix of a textual IPv4 or IPv6 address; `nil` when it is not an address.
-    public init?(address: String) {
+    public init?(address: some StringProtocol) {
+        // Dotted IPv4 — what a proxy's X-Real-IP carries nearly always — without a String.
+        if let value = Self.parseIPv4(address.utf8) {
+            packed = 1 << 56 | UInt64(value >> 8)
+            return
+        }
         var text = Substring(address)
         if text.hasPrefix("::ffff:"), text.contains(".") { text = text.dropFirst(7) }
         var v4 = in_addr()
@@ -25,6 +30,32 @@ public struct ClientNetwork: Sendable, Hashable {
             return
         }
         return nil
+    }
+
+    /// `a.b.c.d` with decimal octets, as `inet_pton` reads it (no leading zeros); else `nil`.
+    static func parseIPv4(_ utf8: some Sequence<UInt8>) -> UInt32? {
+        var value: UInt32 = 0
+        var octet: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | octet
+                octet = 0
+                digits = 0
+                dots += 1
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                guard digits == 0 || octet != 0 else { return nil }
+                octet = octet * 10 + UInt32(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard octet <= 255 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3, digits > 0 else { return nil }
+        return value << 8 | octet
     }
 
     /// An 8-byte keyed hash of the prefix, as carried in a session token.
