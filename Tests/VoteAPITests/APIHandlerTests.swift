@@ -10,7 +10,7 @@ import Testing
 struct APIHandlerTests {
     func channel() throws -> (EmbeddedChannel, TestApplication) {
         let app = try TestApplication(environment: ["PAREDAO_MAX_BODY_BYTES": "64"])
-        let channel = EmbeddedChannel(loop: app.loop)
+        let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
         return (channel, app)
@@ -61,16 +61,24 @@ struct APIHandlerTests {
         #expect(text.contains("X-Request-ID:"))
     }
 
-    @Test func aPipelinedRequestWaitsForTheDeferredAnswerBeforeIt() throws {
-        let (channel, app) = try channel()
-        // The first read of the totals goes to the store on another thread; /healthz could
-        // be answered at once but must come second.
-        try channel.writeInbound(ByteBuffer(string: "GET /api/v1/totals HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
-        var text = try output(channel)
+    @Test func aPipelinedRequestWaitsForTheDeferredAnswerBeforeIt() async throws {
+        // The first read of the totals goes to the store on another thread, which completes
+        // it on the channel's loop: a thread-safe testing loop, not the embedded one.
+        let app = try TestApplication()
+        let channel = NIOAsyncTestingChannel()
+        try await channel.testingEventLoop.executeInContext {
+            try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).get()
+        // /healthz could be answered at once but must come second.
+        try await channel.writeInbound(ByteBuffer(string: "GET /api/v1/totals HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        var text = ""
         for _ in 0..<500 where text.components(separatedBy: "HTTP/1.1 ").count < 3 {
-            Thread.sleep(forTimeInterval: 0.01)
-            app.loop.run()
-            text += try output(channel)
+            await channel.testingEventLoop.run()
+            while var buffer = try await channel.readOutbound(as: ByteBuffer.self) {
+                text += buffer.readString(length: buffer.readableBytes) ?? ""
+            }
+            if text.components(separatedBy: "HTTP/1.1 ").count < 3 { try await Task.sleep(for: .milliseconds(10)) }
         }
         let totals = try #require(text.range(of: #""participants""#))
         let health = try #require(text.range(of: #"{"status":"ok"}"#))

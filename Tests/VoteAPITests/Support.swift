@@ -2,7 +2,6 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOEmbedded
 import RabbitMQ
 @testable import VoteAPI
 import VoteShared
@@ -13,7 +12,6 @@ import VoteStore
 struct TestApplication {
     static let keyring = try! TokenKeyring(keys: [(1, Array(repeating: 42, count: 32))])
     let application: APIApplication
-    let loop = EmbeddedEventLoop()
 
     init(environment: [String: String] = [:]) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-api-\(UUID().uuidString)")
@@ -38,33 +36,23 @@ struct TestApplication {
         application = APIApplication(configuration: configuration, poll: poll, keyring: Self.keyring.rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots), publisher: publisher, totals: totals)
     }
 
-    /// Sends one request and returns the immediate answer (or runs the loop for a deferred one).
+    /// Sends one request and returns its answer, waiting for a deferred one. Deferred
+    /// answers complete from other threads (the store, the publisher), so they run on a
+    /// real event loop, not the embedded one.
     func send(_ method: HTTPMethod, _ uri: String, body: String? = nil, headers: [(String, String)] = [], peer: String = "127.0.0.1") throws -> (APIResponse, [String: Any]) {
         var httpHeaders = HTTPHeaders(headers)
         if body != nil, !headers.contains(where: { $0.0.lowercased() == "content-type" }) { httpHeaders.add(name: "Content-Type", value: "application/json") }
         let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peer: application.peer(address: peer), requestID: "test")
         let response: APIResponse
-        switch application.handle(request, on: loop) {
+        switch application.handle(request, on: MultiThreadedEventLoopGroup.singleton.next()) {
         case .now(let answer): response = answer
         case .later(let future):
-            response = try wait(for: future)
+            response = try future.wait()
         case .afterPublish(let published, let respond):
-            response = try wait(for: published.map { Result<Void, any Error>.success(()) }.recover { .failure($0) }.map(respond))
+            response = try published.map { Result<Void, any Error>.success(()) }.recover { .failure($0) }.map(respond).wait()
         }
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return (response, object)
-    }
-
-    /// Runs the embedded loop until `future` completes (the publisher completes from its thread).
-    private func wait<T>(for future: EventLoopFuture<T>) throws -> T {
-        var result: T?
-        future.whenSuccess { result = $0 }
-        for _ in 0..<500 where result == nil {
-            loop.run()
-            if result == nil { Thread.sleep(forTimeInterval: 0.01) }
-        }
-        guard let result else { throw TestFailure("deferred answer never came") }
-        return result
     }
 
     func token(network: String = "127.0.0.1", budget: UInt32 = 200) -> String {

@@ -55,6 +55,7 @@ done
 # Every benchmark the suite defines; --smoke fails if one of them did not report.
 expected=(
     "SessionToken.verify"
+    "SessionToken.verify (remembered token)"
     "Challenge.verify (difficulty 16)"
     "Vote request decode (FlatJSON.parseObject + VoteID)"
     "VoteMessage.decode (64 votes)"
