@@ -69,11 +69,17 @@ extension Array where Element == UInt8 {
     public mutating func appendDecimal(_ value: Int64) {
         if value < 0 { append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
         let start = count
-        repeat {
-            append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+        append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        for index in stride(from: start + digits - 1, through: start, by: -1) {
+            self[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
             magnitude /= 10
-        } while magnitude > 0
-        self[start...].reverse()
+        }
     }
 }
