@@ -30,17 +30,7 @@ struct SessionTokenTests {
 
     @Test func aBitFlipInAnyByteIsRejected() throws {
         let minted = SessionToken.mint(keyring: keyring, network: home, now: now, lifetimeSeconds: 1800, budget: 200)
-        let bytes = try #require(Base64URL.decode(minted.encoded))
-        #expect(bytes.count == SessionToken.length)
-        for index in bytes.indices {
-            for bit in 0..<8 {
-                var flipped = bytes
-                flipped[index] ^= UInt8(1 << bit)
-                #expect(throws: TokenRejection.self, "byte \(index) bit \(bit)") {
-                    try SessionToken.verify(Base64URL.encode(flipped), keyring: keyring, network: home, now: now + 1)
-                }
-            }
-        }
+        try expectEveryBitFlipRejected(minted.encoded, keyring: keyring, network: home, now: now + 1)
     }
 
     @Test func expiredFutureUnknownKeyAndOtherNetworkAreRejectedWithTheirReason() throws {
@@ -110,5 +100,20 @@ struct ChallengeTests {
         #expect(Base64URL.decode("a") == nil)
         #expect(Base64URL.decode("AA") == [0])
         #expect(Base64URL.decode("AB") == nil)
+    }
+}
+
+/// Flips each bit of a token in turn and expects every variant to be refused.
+func expectEveryBitFlipRejected(_ encoded: String, keyring: TokenKeyring, network: ClientNetwork, now: Int64) throws {
+    let bytes = try #require(Base64URL.decode(encoded))
+    #expect(bytes.count == SessionToken.length)
+    for index in bytes.indices {
+        for bit in 0..<8 {
+            var flipped = bytes
+            flipped[index] ^= UInt8(1 << bit)
+            #expect(throws: TokenRejection.self, "byte \(index) bit \(bit)") {
+                try SessionToken.verify(Base64URL.encode(flipped), keyring: keyring, network: network, now: now)
+            }
+        }
     }
 }
