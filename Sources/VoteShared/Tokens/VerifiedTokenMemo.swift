@@ -12,7 +12,7 @@ import Synchronization
 /// a keyring is fixed for the life of a process, so a remembered MAC stays valid.
 final class VerifiedTokenMemo: Sendable {
     /// A binary session token, zero-padded to 80 bytes.
-    struct Words: Equatable {
+    struct Words {
         var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0, w4: UInt64 = 0
         var w5: UInt64 = 0, w6: UInt64 = 0, w7: UInt64 = 0, w8: UInt64 = 0, w9: UInt64 = 0
 
