@@ -11,16 +11,10 @@ public struct ClientNetwork: Sendable, Hashable {
 
     /// The prefix of a textual IPv4 or IPv6 address; `nil` when it is not an address.
     public init?(address: some StringProtocol) {
-        // Dotted IPv4 — what a proxy's X-Real-IP carries nearly always — without a String.
-        if let value = Self.parseIPv4(address.utf8) {
-            packed = 1 << 56 | UInt64(value >> 8)
-            return
-        }
         var text = Substring(address)
         if text.hasPrefix("::ffff:"), text.contains(".") { text = text.dropFirst(7) }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, String(text), &v4) == 1 {
-            let value = UInt32(bigEndian: v4.s_addr)
+        // Dotted IPv4 — what a proxy's X-Real-IP nearly always carries — without a String.
+        if let value = Self.parseIPv4(text.utf8) {
             packed = 1 << 56 | UInt64(value >> 8)
             return
         }

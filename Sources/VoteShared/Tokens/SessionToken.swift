@@ -88,14 +88,19 @@ public struct SessionToken: Sendable, Equatable {
 
     /// The MAC over the body, skipped for bytes the keyring's memo saw verify before.
     private static func checkMAC(_ bytes: UnsafeBufferPointer<UInt8>, keyring: TokenKeyring) -> TokenRejection? {
-        let memo = keyring.verifiedTokens
-        let words = memo.map { _ in VerifiedTokenMemo.Words(bytes) }
-        if let memo, let words, memo.contains(words) { return nil }
+        guard let memo = keyring.verifiedTokens else { return verifyMAC(bytes, keyring: keyring) }
+        let words = VerifiedTokenMemo.Words(bytes)
+        if memo.contains(words) { return nil }
+        if let rejection = verifyMAC(bytes, keyring: keyring) { return rejection }
+        memo.remember(words)
+        return nil
+    }
+
+    private static func verifyMAC(_ bytes: UnsafeBufferPointer<UInt8>, keyring: TokenKeyring) -> TokenRejection? {
         guard var mac = keyring.keyedMAC(id: bytes[1]) else { return .unknownKey }
         mac.update(data: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<bodyLength])))
         // HashedAuthenticationCode's == with bytes is swift-crypto's constant-time comparison.
         guard mac.finalize() == UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[bodyLength...])) else { return .invalid }
-        if let memo, let words { memo.remember(words) }
         return nil
     }
 

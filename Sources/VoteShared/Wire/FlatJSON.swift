@@ -56,10 +56,6 @@ public enum FlatJSON {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
 
-        init(bytes: UnsafeBufferPointer<UInt8>) {
-            self.bytes = bytes
-        }
-
         mutating func parse() -> Result<Object, ParseError> {
             do throws(ParseError) {
                 return .success(try object())
