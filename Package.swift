@@ -7,6 +7,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "Paredao",
     platforms: [.macOS(.v15)],
@@ -25,120 +33,85 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // C libraries: system library targets with a shim header.
-        .systemLibrary(
-            name: "CRabbitMQ",
-            pkgConfig: "librabbitmq",
-            providers: [.apt(["librabbitmq-dev"])]
-        ),
-        .systemLibrary(
-            name: "CSQLite",
-            pkgConfig: "sqlite3",
-            providers: [.apt(["libsqlite3-dev"])]
-        ),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Swift wrappers: the only modules that import a C module.
         .target(name: "RabbitMQ", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
 
-        // Shared vote model, wire format, configuration, tokens, logging and metrics.
+        // The vote model, its wire format and the token crypto: no networking, no metrics,
+        // so every tool can link it.
         .target(
             name: "VoteShared",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+
+        // What every long-running process shares: settings (flags and environment), JSON
+        // logs, the /metrics listener and the service group that owns the signals.
+        .target(
+            name: "ServiceSupport",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "VoteShared", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
 
         // Where the hourly buckets live: one protocol, one implementation per database.
-        .target(
-            name: "VoteStore",
-            dependencies: ["VoteShared", "SQLite", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "VoteStore", dependencies: ["VoteShared", "SQLite"], swiftSettings: swiftSettings),
 
         // HTTP → token check → publish.
         .executableTarget(
             name: "VoteAPI",
-            dependencies: [
-                "VoteShared", "VoteStore", "RabbitMQ",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
+            dependencies: ["VoteShared", "VoteStore", "RabbitMQ", "ServiceSupport", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser],
             swiftSettings: swiftSettings
         ),
 
         // Consume → fold → store.
         .executableTarget(
             name: "VoteConsumer",
-            dependencies: [
-                "VoteShared", "VoteStore", "RabbitMQ",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
+            dependencies: ["VoteShared", "VoteStore", "RabbitMQ", "ServiceSupport", logging, metrics, serviceLifecycle, argumentParser],
             swiftSettings: swiftSettings
         ),
 
         // Asks for a challenge, solves it and prints session tokens.
-        .executableTarget(
-            name: "VoteTokenTool",
-            dependencies: ["VoteShared"],
-            swiftSettings: swiftSettings
-        ),
+        .executableTarget(name: "VoteTokenTool", dependencies: ["VoteShared", argumentParser], swiftSettings: swiftSettings),
 
         // The machine's ceilings for bench/: a bare 204 server and a confirmed-publish loop.
         .executableTarget(
             name: "BenchCeilings",
-            dependencies: [
-                "VoteShared", "RabbitMQ",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
+            dependencies: ["VoteShared", "RabbitMQ", "ServiceSupport", nioCore, nioPosix, nioHTTP1, logging, argumentParser],
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(
-            name: "VoteSharedTests",
-            dependencies: ["VoteShared"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "VoteStoreTests",
-            dependencies: ["VoteStore", "VoteShared"],
-            swiftSettings: swiftSettings
-        ),
+        .testTarget(name: "VoteSharedTests", dependencies: ["VoteShared"], swiftSettings: swiftSettings),
+        .testTarget(name: "ServiceSupportTests", dependencies: ["ServiceSupport", logging, serviceLifecycle], swiftSettings: swiftSettings),
+        .testTarget(name: "VoteStoreTests", dependencies: ["VoteStore", "VoteShared"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VoteAPITests",
             dependencies: [
-                "VoteAPI", "VoteShared", "VoteStore", "RabbitMQ",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "VoteAPI", "VoteShared", "VoteStore", "ServiceSupport", nioCore, nioPosix, nioHTTP1,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "VoteConsumerTests",
+            dependencies: ["VoteConsumer", "VoteShared", "VoteStore"],
+            swiftSettings: swiftSettings
+        ),
+        // Real VoteAPI/VoteConsumer processes on a real RabbitMQ (./run.sh test starts it).
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: [
-                "VoteAPI", "VoteShared", "RabbitMQ",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
+            dependencies: ["VoteAPI", "VoteShared", "RabbitMQ", "ServiceSupport", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
     ]

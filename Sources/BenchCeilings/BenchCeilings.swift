@@ -1,49 +1,53 @@
+import ArgumentParser
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RabbitMQ
+import ServiceSupport
 import VoteShared
 
 /// `paredao-ceilings`: what this machine can do at most, measured next to the real stack.
-///
-/// - `http204 PORT [THREADS]`: a bare SwiftNIO HTTP/1.1 server answering every request 204.
-/// - `publish URL COUNT [WINDOW]`: publishes COUNT persistent 1-vote messages to a fresh
-///   quorum queue with publisher confirms, WINDOW in flight, and prints messages/s.
 @main
-enum BenchCeilings {
-    static let usage = """
-        Usage: paredao-ceilings http204 PORT [EVENT_LOOPS]
-               paredao-ceilings publish AMQP_URL COUNT [WINDOW] [QUEUE_TYPE]
+struct BenchCeilings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paredao-ceilings",
+        abstract: "The machine's ceilings for bench/run.sh, measured next to the real stack.",
+        subcommands: [HTTP204.self, Publish.self]
+    )
 
-        http204   a bare SwiftNIO server that answers every request 204 (until SIGTERM)
-        publish   confirmed publishes of one-vote messages to a fresh queue; prints
-                  RESULT {"messages":…,"seconds":…,"per_second":…}
+    /// A bare SwiftNIO HTTP/1.1 server on 127.0.0.1 answering every request 204, until SIGTERM.
+    struct HTTP204: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "http204", abstract: "A bare SwiftNIO server answering every request 204 (until SIGTERM).")
+        @Argument(help: "port on 127.0.0.1") var port: Int
+        @Argument(help: "event-loop threads") var eventLoops: Int = 1
 
-        """
-
-    static func main() async throws {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        switch arguments.first {
-        case "http204":
-            guard arguments.count >= 2, let port = Int(arguments[1]) else { fail() }
-            let loops = arguments.count > 2 ? Int(arguments[2]) ?? 1 : 1
-            try await serve204(port: port, loops: loops)
-        case "publish":
-            guard arguments.count >= 3, let url = AMQPURL(arguments[1]), let count = Int(arguments[2]) else { fail() }
-            let window = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
-            let quorum = arguments.count > 4 ? arguments[4] != "classic" : true
-            try publish(url: url, count: count, window: window, quorum: quorum)
-        case "-h", "--help":
-            writeStandardOutput(usage)
-        default:
-            fail()
+        func run() async throws {
+            try await BenchCeilings.serve204(port: port, loops: eventLoops)
         }
     }
 
-    static func fail() -> Never {
-        FileHandle.standardError.write(Data(usage.utf8))
-        exit(2)
+    /// Confirmed publishes of one-vote messages to a fresh queue.
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "publish",
+            abstract: "Confirmed publishes of one-vote messages to a fresh queue; prints RESULT {\"messages\":…,\"seconds\":…,\"per_second\":…}."
+        )
+        @Argument(help: "RabbitMQ URL (amqp://user:password@host:port/)") var url: String
+        @Argument(help: "messages to publish") var count: Int
+        @Argument(help: "unconfirmed messages at once") var window: Int = 1000
+        @Argument(help: "quorum or classic") var queueType: String = "quorum"
+
+        func validate() throws {
+            guard AMQPURL(url) != nil else { throw ValidationError("not an amqp:// URL: \(url)") }
+            guard count > 0, window > 0 else { throw ValidationError("count and window must be positive") }
+        }
+
+        func run() throws {
+            guard let parsed = AMQPURL(url) else { return }
+            try BenchCeilings.publish(url: parsed, count: count, window: window, quorum: queueType != "classic")
+        }
     }
 
     static func serve204(port: Int, loops: Int) async throws {
@@ -60,8 +64,7 @@ enum BenchCeilings {
             }
             .bind(host: "127.0.0.1", port: port)
             .get()
-        _ = await waitForTerminationSignal()
-        try await channel.close()
+        try await runServiceGroup([ChannelService(channel, name: "http204")], logger: Logger(label: "paredao-ceilings"))
         try await group.shutdownGracefully()
     }
 

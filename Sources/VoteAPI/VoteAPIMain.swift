@@ -1,33 +1,38 @@
 import Foundation
 import Logging
-import VoteShared
+import NIOPosix
+import ServiceSupport
 
-/// `VoteAPI`: reads its configuration from the environment and serves until SIGTERM/SIGINT.
+/// `VoteAPI`: reads its flags and environment, builds the services and runs them until
+/// SIGTERM/SIGINT.
 @main
 enum VoteAPIMain {
     static func main() async {
-        if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
-            writeStandardOutput(helpText(command: "VoteAPI", summary: "Paredão vote API: challenges, session tokens, votes (published to RabbitMQ with confirms) and totals.", settings: APIConfiguration.descriptions))
-            return
-        }
+        let command = VoteAPICommand.parseOrExit()
         let configuration: APIConfiguration
         do {
-            configuration = try APIConfiguration(ConfigurationReader())
+            configuration = try APIConfiguration(command, environment: ProcessInfo.processInfo.environment)
         } catch {
-            exitWithConfigurationError(error)
+            exitWithSettingError(error, command: "VoteAPI")
         }
         bootstrapLogging(level: configuration.common.logLevel)
         let registry = bootstrapMetrics()
         let logger = Logger(label: "VoteAPI")
-        let server: APIServer
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+        let api: VoteAPI
         do {
-            server = try await APIServer.start(configuration: configuration, registry: registry)
+            api = try await buildVoteAPI(configuration: configuration, group: group, registry: registry)
         } catch {
             logger.critical("VoteAPI could not start", metadata: ["error": "\(error)"])
             exit(1)
         }
-        let signal = await waitForTerminationSignal()
-        logger.info("Shutting down", metadata: ["signal": "\(signal)"])
-        await server.shutdown()
+        do {
+            try await runServiceGroup(api.services, logger: logger)
+        } catch {
+            logger.critical("VoteAPI stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+        try? await group.shutdownGracefully()
+        logger.info("VoteAPI stopped")
     }
 }

@@ -1,31 +1,60 @@
+import ArgumentParser
+import ServiceSupport
 import VoteShared
+import VoteStore
+
+/// Every setting of VoteConsumer: its environment variable, flag, default, range and help, once.
+enum ConsumerSettings {
+    static let batchSize = Setting("PAREDAO_CONSUMER_BATCH_SIZE", default: 1000, help: "most votes folded into one store transaction").within(1...100_000)
+    static let batchMillis = Setting("PAREDAO_CONSUMER_BATCH_MS", default: 50, help: "longest wait to fill a batch, in milliseconds").within(1...60_000)
+    static let prefetch = Setting("PAREDAO_CONSUMER_PREFETCH", default: 2000, help: "unacknowledged messages the broker may send (AMQP prefetch)").within(1...65_535)
+    static let retentionHours = Setting("PAREDAO_DEDUP_RETENTION_HOURS", default: 24, help: "how long vote ids are kept to catch redeliveries").within(1...24 * 30)
+    static let metricsPort = Setting("PAREDAO_CONSUMER_METRICS_PORT", default: 9102, help: "port of /metrics (0 disables)").within(0...65535)
+}
+
+/// `VoteConsumer`'s command line: every setting as a flag that wins over its environment variable.
+struct VoteConsumerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "VoteConsumer",
+        abstract: "Paredão vote consumer: RabbitMQ → hourly buckets in the store, exactly once.",
+        discussion: "Every option can also be set through its environment variable (PAREDAO_…); a flag wins over the environment. SIGTERM or SIGINT finishes the batch and stops; a second one exits at once."
+    )
+
+    @OptionGroup(title: "Broker, store and logs") var common: CommonOptions
+    @Option(name: .customLong(ConsumerSettings.batchSize.flag), help: ConsumerSettings.batchSize.argumentHelp) var batchSize: String?
+    @Option(name: .customLong(ConsumerSettings.batchMillis.flag), help: ConsumerSettings.batchMillis.argumentHelp) var batchMillis: String?
+    @Option(name: .customLong(ConsumerSettings.prefetch.flag), help: ConsumerSettings.prefetch.argumentHelp) var prefetch: String?
+    @Option(name: .customLong(ConsumerSettings.retentionHours.flag), help: ConsumerSettings.retentionHours.argumentHelp) var retentionHours: String?
+    @Option(name: .customLong(ConsumerSettings.metricsPort.flag), help: ConsumerSettings.metricsPort.argumentHelp) var metricsPort: String?
+}
 
 /// Everything VoteConsumer reads at start-up.
 struct ConsumerConfiguration: Sendable {
     var common: CommonSettings
+    var store: StoreConfiguration
     var batchSize: Int
     var batchMillis: Int
     var prefetch: Int
     var retentionHours: Int
-    var metricsHost: String
     var metricsPort: Int
 
-    static let descriptions: [SettingDescription] = CommonSettings.descriptions + [
-        SettingDescription("PAREDAO_CONSUMER_BATCH_SIZE", "1000", "most votes folded into one store transaction"),
-        SettingDescription("PAREDAO_CONSUMER_BATCH_MS", "50", "longest wait to fill a batch, in milliseconds"),
-        SettingDescription("PAREDAO_CONSUMER_PREFETCH", "2000", "unacknowledged messages the broker may send (AMQP prefetch)"),
-        SettingDescription("PAREDAO_DEDUP_RETENTION_HOURS", "24", "how long vote ids are kept to catch redeliveries"),
-        SettingDescription("PAREDAO_METRICS_HOST", "127.0.0.1", "address of the local /metrics endpoint"),
-        SettingDescription("PAREDAO_CONSUMER_METRICS_PORT", "9102", "port of /metrics (0 disables)"),
-    ]
+    init(_ command: VoteConsumerCommand, environment: [String: String]) throws(ConfigurationError) {
+        let env = environment
+        common = try CommonSettings(command.common, environment: env)
+        do {
+            store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
+        } catch {
+            throw ConfigurationError(key: CommonSettings.store.key, message: error.message)
+        }
+        batchSize = try ConsumerSettings.batchSize.value(flag: command.batchSize, environment: env)
+        batchMillis = try ConsumerSettings.batchMillis.value(flag: command.batchMillis, environment: env)
+        prefetch = try ConsumerSettings.prefetch.value(flag: command.prefetch, environment: env)
+        retentionHours = try ConsumerSettings.retentionHours.value(flag: command.retentionHours, environment: env)
+        metricsPort = try ConsumerSettings.metricsPort.value(flag: command.metricsPort, environment: env)
+    }
 
-    init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        common = try CommonSettings(reader)
-        batchSize = try reader.int("PAREDAO_CONSUMER_BATCH_SIZE", default: 1000, in: 1...100_000)
-        batchMillis = try reader.int("PAREDAO_CONSUMER_BATCH_MS", default: 50, in: 1...60_000)
-        prefetch = try reader.int("PAREDAO_CONSUMER_PREFETCH", default: 2000, in: 1...65_535)
-        retentionHours = try reader.int("PAREDAO_DEDUP_RETENTION_HOURS", default: 24, in: 1...24 * 30)
-        metricsHost = reader.string("PAREDAO_METRICS_HOST", default: "127.0.0.1")
-        metricsPort = try reader.int("PAREDAO_CONSUMER_METRICS_PORT", default: 9102, in: 0...65535)
+    /// The configuration `arguments` and `environment` give (tests, tools).
+    init(arguments: [String] = [], environment: [String: String]) throws {
+        try self.init(VoteConsumerCommand.parse(arguments), environment: environment)
     }
 }

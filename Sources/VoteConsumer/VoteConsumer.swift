@@ -1,8 +1,7 @@
-import Foundation
 import Logging
 import Metrics
 import RabbitMQ
-import Synchronization
+import ServiceSupport
 import VoteShared
 import VoteStore
 
@@ -12,11 +11,10 @@ import VoteStore
 /// A vote is acknowledged only after the transaction that counted it committed; a
 /// redelivered vote finds its id already stored and is not counted again. Messages that
 /// cannot be decoded are rejected without requeue, which dead-letters them.
-final class VoteConsumer: Sendable {
+final class VoteConsumer: BlockingWorker {
     private let configuration: ConsumerConfiguration
     private let url: AMQPURL
-    private let stopping = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
+    private let stop = StopRequest()
     private let logger = Logger(label: "VoteConsumer")
     private let metrics = ConsumerMetrics()
 
@@ -25,35 +23,21 @@ final class VoteConsumer: Sendable {
         self.url = url
     }
 
-    /// Runs the loop on a dedicated thread (librabbitmq and SQLite calls block).
-    func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.store(true, ordering: .releasing)
-        }
-        thread.name = "vote-consumer"
-        thread.start()
+    /// Asks the loop to finish its batch and stop.
+    func requestStop() {
+        stop.request()
     }
 
-    /// Asks the loop to finish its batch and stop; waits up to `timeout`.
-    func stop(timeout: Duration = .seconds(10)) {
-        stopping.store(true, ordering: .relaxed)
-        let deadline = ContinuousClock.now + timeout
-        while !finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-    }
+    private var isStopping: Bool { stop.isRequested }
 
-    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
-
-    private func run() {
+    func runBlocking() {
         var store: (any VoteStore)?
         var connection: AMQPConnection?
         var backoff: Duration = .milliseconds(100)
         var lastPrune = ContinuousClock.now - .seconds(3600)
         while !isStopping {
             do {
-                if store == nil { store = try openVoteStore(configuration.common) }
+                if store == nil { store = try configuration.store.open() }
                 if connection == nil {
                     connection = try connect()
                     backoff = .milliseconds(100)
@@ -147,11 +131,9 @@ final class VoteConsumer: Sendable {
         }
     }
 
+    /// Waits out a backoff; a stop request ends the wait at once.
     private func sleep(_ duration: Duration) {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline, !isStopping {
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+        stop.wait(for: duration)
     }
 }
 

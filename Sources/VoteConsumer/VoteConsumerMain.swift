@@ -1,46 +1,48 @@
 import Foundation
 import Logging
-import NIOCore
 import NIOPosix
 import RabbitMQ
+import ServiceLifecycle
+import ServiceSupport
 import VoteShared
 
-/// `VoteConsumer`: drains RabbitMQ into the store until SIGTERM/SIGINT.
+/// `VoteConsumer`: reads its flags and environment, then drains RabbitMQ into the store
+/// until SIGTERM/SIGINT.
 @main
 enum VoteConsumerMain {
     static func main() async {
-        if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
-            writeStandardOutput(helpText(command: "VoteConsumer", summary: "Paredão vote consumer: RabbitMQ → hourly buckets in the store, exactly once.", settings: ConsumerConfiguration.descriptions))
-            return
-        }
+        let command = VoteConsumerCommand.parseOrExit()
         let configuration: ConsumerConfiguration
         let url: AMQPURL
         do {
-            configuration = try ConsumerConfiguration(ConfigurationReader())
+            configuration = try ConsumerConfiguration(command, environment: ProcessInfo.processInfo.environment)
             guard let parsed = AMQPURL(configuration.common.amqpURL) else {
-                throw ConfigurationError(key: "PAREDAO_AMQP_URL", message: "not an amqp:// URL: \(configuration.common.amqpURL)")
+                throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
             }
             url = parsed
         } catch {
-            exitWithConfigurationError(error)
+            exitWithSettingError(error, command: "VoteConsumer")
         }
         bootstrapLogging(level: configuration.common.logLevel)
         let registry = bootstrapMetrics(valueBuckets: ["paredao_consumer_batch_size": ConsumerMetrics.batchSizeBuckets])
         let logger = Logger(label: "VoteConsumer")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let metricsChannel: (any Channel)?
+        var services: [any Service] = [ThreadService(VoteConsumer(configuration: configuration, url: url), threadName: "vote-consumer")]
         do {
-            metricsChannel = configuration.metricsPort == 0 ? nil : try await MetricsServer.start(registry: registry, host: configuration.metricsHost, port: configuration.metricsPort, group: group)
+            if configuration.metricsPort != 0 {
+                let metrics = try await MetricsServer.bind(registry: registry, host: configuration.common.metricsHost, port: configuration.metricsPort, group: group)
+                services.append(ChannelService(metrics, name: "metrics"))
+            }
         } catch {
             logger.critical("Cannot serve metrics", metadata: ["error": "\(error)", "port": "\(configuration.metricsPort)"])
             exit(1)
         }
-        let consumer = VoteConsumer(configuration: configuration, url: url)
-        consumer.start()
-        let signal = await waitForTerminationSignal()
-        logger.info("Shutting down", metadata: ["signal": "\(signal)"])
-        consumer.stop()
-        try? await metricsChannel?.close()
+        do {
+            try await runServiceGroup(services, logger: logger)
+        } catch {
+            logger.critical("VoteConsumer stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
         try? await group.shutdownGracefully()
     }
 }

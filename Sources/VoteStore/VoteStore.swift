@@ -39,9 +39,28 @@ public protocol VoteStore: AnyObject {
     func forgetVoteIDs(acceptedBefore millis: Int64) throws(StoreError) -> Int
 }
 
-/// Opens the store the settings name.
-public func openVoteStore(_ settings: CommonSettings) throws(StoreError) -> any VoteStore {
-    switch settings.store {
-    case .sqlite: try SQLiteVoteStore(path: settings.sqlitePath)
+/// Which store to open, and where.
+public struct StoreConfiguration: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case sqlite
+    }
+
+    public var kind: Kind
+    public var sqlitePath: String
+
+    /// `kind` is a store's name (`sqlite`); an unknown name is an error.
+    public init(kind: String, sqlitePath: String) throws(StoreError) {
+        guard let known = Kind(rawValue: kind) else {
+            throw StoreError(operation: "configure", code: -1, message: "unknown store \"\(kind)\" (known: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self.kind = known
+        self.sqlitePath = sqlitePath
+    }
+
+    /// Opens the store this configuration names.
+    public func open() throws(StoreError) -> any VoteStore {
+        switch kind {
+        case .sqlite: try SQLiteVoteStore(path: sqlitePath)
+        }
     }
 }

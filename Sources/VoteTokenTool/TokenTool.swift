@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -7,35 +8,28 @@ import VoteShared
 /// `paredao-token`: asks the API for proof-of-work challenges, solves them natively and
 /// prints one session token per line.
 @main
-enum TokenTool {
-    struct Options {
-        var baseURL = "http://127.0.0.1:8080"
-        var count = 1
-        var concurrency = 4
-        var verbose = false
+struct TokenTool: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paredao-token",
+        abstract: "Asks VoteAPI for proof-of-work challenges, solves them natively and prints one session token per line.",
+        discussion: "Use the tokens as \"Authorization: Bearer <token>\". Exits 1 when fewer tokens than asked could be minted."
+    )
+
+    @Option(help: "API base URL") var url = "http://127.0.0.1:8080"
+    @Option(help: "how many tokens to mint") var count = 1
+    @Option(help: "challenges solved at once") var concurrency = 4
+    @Flag(help: "print timing per token on standard error") var verbose = false
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count needs a positive number") }
+        guard concurrency > 0 else { throw ValidationError("--concurrency needs a positive number") }
+        guard URL(string: url) != nil else { throw ValidationError("--url is not a URL: \(url)") }
     }
 
-    static let usage = """
-        Usage: paredao-token [--url URL] [--count N] [--concurrency C] [--verbose]
+    var baseURL: String { url.hasSuffix("/") ? String(url.dropLast()) : url }
 
-        Asks VoteAPI for proof-of-work challenges, solves them natively and prints one session
-        token per line on standard output (use them as "Authorization: Bearer <token>").
-
-          --url URL          API base URL (default http://127.0.0.1:8080)
-          --count N          how many tokens to mint (default 1)
-          --concurrency C    challenges solved at once (default 4)
-          --verbose          print timing per token on standard error
-
-        """
-
-    static func main() async {
-        let options: Options
-        do {
-            options = try parse(Array(CommandLine.arguments.dropFirst()))
-        } catch {
-            FileHandle.standardError.write(Data("paredao-token: \(error)\n\n\(usage)".utf8))
-            exit(2)
-        }
+    func run() async throws {
+        let options = self
         let started = ContinuousClock.now
         var minted = 0
         var failures = 0
@@ -44,13 +38,13 @@ enum TokenTool {
             func launch() {
                 guard launched < options.count else { return }
                 launched += 1
-                group.addTask { await mintOne(options) }
+                group.addTask { await Self.mintOne(options) }
             }
             for _ in 0..<min(options.concurrency, options.count) { launch() }
             for await result in group {
                 switch result {
                 case .success(let token):
-                    writeStandardOutput(token + "\n")
+                    FileHandle.standardOutput.write(Data((token + "\n").utf8))
                     minted += 1
                 case .failure(let error):
                     failures += 1
@@ -63,40 +57,14 @@ enum TokenTool {
         if options.verbose {
             FileHandle.standardError.write(Data("minted \(minted) tokens in \(ContinuousClock.now - started)\n".utf8))
         }
-        exit(minted == options.count ? 0 : 1)
+        if minted != options.count { throw ExitCode.failure }
     }
 
     struct ToolError: Error, CustomStringConvertible {
         var description: String
     }
 
-    static func parse(_ arguments: [String]) throws(ToolError) -> Options {
-        var options = Options()
-        var iterator = arguments.makeIterator()
-        while let argument = iterator.next() {
-            switch argument {
-            case "-h", "--help":
-                writeStandardOutput(usage)
-                exit(0)
-            case "--url":
-                guard let value = iterator.next() else { throw ToolError(description: "--url needs a value") }
-                options.baseURL = value.hasSuffix("/") ? String(value.dropLast()) : value
-            case "--count":
-                guard let value = iterator.next().flatMap(Int.init), value > 0 else { throw ToolError(description: "--count needs a positive number") }
-                options.count = value
-            case "--concurrency":
-                guard let value = iterator.next().flatMap(Int.init), value > 0 else { throw ToolError(description: "--concurrency needs a positive number") }
-                options.concurrency = value
-            case "--verbose":
-                options.verbose = true
-            default:
-                throw ToolError(description: "unknown argument \(argument)")
-            }
-        }
-        return options
-    }
-
-    static func mintOne(_ options: Options) async -> Result<String, ToolError> {
+    static func mintOne(_ options: TokenTool) async -> Result<String, ToolError> {
         do {
             let challengeJSON = try await post(options.baseURL + "/api/v1/challenges", body: nil)
             guard let encoded = challengeJSON["challenge"] as? String, let bytes = Base64URL.decode(encoded) else {

@@ -3,6 +3,7 @@ import Testing
 import NIOCore
 import NIOPosix
 import RabbitMQ
+import ServiceSupport
 import Synchronization
 @testable import VoteAPI
 import VoteShared
@@ -20,7 +21,7 @@ struct PublisherTests {
             maxVotesPerMessage: 64, maxInFlight: 2048, maxQueued: 100_000, linger: .milliseconds(50), lingerAboveRate: 0
         ))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        publisher.start()
+        let running = Task { await ThreadService(publisher, threadName: "amqp-publisher-test").run() }
         try await waitUntil("the publisher is connected", timeout: .seconds(10)) { publisher.isConnected }
 
         func vote() -> Vote {
@@ -38,8 +39,9 @@ struct PublisherTests {
             }
         }
         let stopStarted = ContinuousClock.now
-        publisher.stop()
-        #expect(ContinuousClock.now - stopStarted < .seconds(5), "stop waits for the publisher thread at most 5 s")
+        publisher.requestStop()
+        await running.value
+        #expect(ContinuousClock.now - stopStarted < .seconds(5), "the publisher thread ends within 5 s of the stop")
 
         try await waitUntil("every vote is answered", timeout: .seconds(10)) { outcomes.withLock { $0.count } == votes.count }
         let answered = outcomes.withLock { $0 }

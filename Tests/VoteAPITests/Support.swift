@@ -2,38 +2,35 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import RabbitMQ
+import Synchronization
 @testable import VoteAPI
 import VoteShared
 import VoteStore
 
-/// An application wired like production, but with a publisher that was never started
-/// (so the broker counts as down) and a store in a temporary folder.
+/// An application built by `buildAPIApplication` like production, with a scripted
+/// publisher (by default the broker is down) and the real totals cache on a store in a
+/// temporary folder.
 struct TestApplication {
     static let keyring = try! TokenKeyring(keys: [(1, Array(repeating: 42, count: 32))])
     let application: APIApplication
+    let publisher: ScriptedPublisher
 
-    init(environment: [String: String] = [:]) throws {
+    init(environment: [String: String] = [:], publisher: ScriptedPublisher = ScriptedPublisher(outcome: .failure(.unavailable))) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-api-\(UUID().uuidString)")
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         var env = [
             "PAREDAO_SQLITE_PATH": folder.appendingPathComponent("votes.sqlite").path,
             "PAREDAO_POLL_FILE": root.appendingPathComponent("config/poll.json").path,
+            "PAREDAO_TOKEN_KEYS": "1:" + Data(repeating: 42, count: 32).base64EncodedString(),
             "PAREDAO_POW_DIFFICULTY": "4",
             "PAREDAO_POW_MAX_DIFFICULTY": "8",
         ]
         env.merge(environment) { $1 }
-        let configuration = try APIConfiguration(ConfigurationReader(environment: env))
+        let configuration = try APIConfiguration(environment: env)
         let poll = try Poll.load(from: configuration.common.pollFile)
-        let publisher = VotePublisher(settings: .init(
-            url: AMQPURLForTests.url, queue: "unused", quorum: true, deadLetterQueue: "unused.dead",
-            confirmTimeout: .seconds(1), maxVotesPerMessage: 1, maxInFlight: 1, maxQueued: 1
-        ))
-        let settings = configuration.common
-        let totals = TotalsCache(poll: poll, refreshInterval: .milliseconds(10)) { () throws(StoreError) -> any VoteStore in
-            try openVoteStore(settings)
-        }
-        application = APIApplication(configuration: configuration, poll: poll, keyring: Self.keyring.rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots), publisher: publisher, totals: totals)
+        let totals = TotalsCache(poll: poll, refreshInterval: .milliseconds(10), store: configuration.store)
+        self.publisher = publisher
+        application = try buildAPIApplication(configuration: configuration, poll: poll, publisher: publisher, totals: totals)
     }
 
     /// Sends one request and returns its answer, waiting for a deferred one. Deferred
@@ -65,8 +62,54 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-enum AMQPURLForTests {
-    static let url = AMQPURL("amqp://guest:guest@127.0.0.1:1/")!
+/// A publisher whose every vote gets `outcome` (at once, or when `release` is called while
+/// `holding`), and which remembers what it was given.
+final class ScriptedPublisher: VotePublishing {
+    private struct State {
+        var outcome: Result<Void, PublishError>
+        var published: [Vote] = []
+        var held: [EventLoopPromise<Void>] = []
+        var holding = false
+    }
+
+    private let state: Mutex<State>
+
+    init(outcome: Result<Void, PublishError>, holding: Bool = false) {
+        state = Mutex(State(outcome: outcome, holding: holding))
+    }
+
+    var isConnected: Bool {
+        state.withLock { if case .failure(.unavailable) = $0.outcome { return false } else { return true } }
+    }
+
+    var published: [Vote] { state.withLock { $0.published } }
+
+    func setOutcome(_ outcome: Result<Void, PublishError>) {
+        state.withLock { $0.outcome = outcome }
+    }
+
+    func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let outcome = state.withLock { state -> Result<Void, PublishError>? in
+            state.published.append(vote)
+            if state.holding {
+                state.held.append(promise)
+                return nil
+            }
+            return state.outcome
+        }
+        if let outcome { promise.completeWith(outcome.mapError { $0 }) }
+        return promise.futureResult
+    }
+
+    /// Completes the votes held so far with the current outcome.
+    func release() {
+        let (held, outcome) = state.withLock { state in
+            defer { state.held = [] }
+            return (state.held, state.outcome)
+        }
+        for promise in held { promise.completeWith(outcome.mapError { $0 }) }
+    }
 }
 
 extension [String: Any] {

@@ -42,14 +42,3 @@ struct FlatJSONTests {
         #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) }
     }
 }
-
-@Suite("JSON log lines")
-struct JSONLogHandlerTests {
-    @Test func writesOneObjectPerLineWithFoldedLevels() {
-        let line = String(decoding: JSONLogHandler.line(level: .critical, label: "VoteAPI", message: "Broker \"down\"", metadata: ["status": "503", "route": "/api/v1/votes"], millis: 0), as: UTF8.self)
-        #expect(line == #"{"ts":"1970-01-01T00:00:00.000Z","level":"ERROR","logger":"VoteAPI","message":"Broker \"down\"","route":"/api/v1/votes","status":"503"}"# + "\n")
-        #expect(JSONLogHandler.levelName(.trace) == "DEBUG")
-        #expect(JSONLogHandler.levelName(.notice) == "INFO")
-        #expect(JSONLogHandler.levelName(.warning) == "WARNING")
-    }
-}

@@ -1,12 +1,78 @@
+import ArgumentParser
 import NIOCore
+import ServiceSupport
 import VoteShared
+import VoteStore
+
+/// Every setting of VoteAPI: its environment variable, flag, default, range and help, once.
+enum APISettings {
+    static let host = Setting("PAREDAO_API_HOST", default: "127.0.0.1", help: "address the HTTP API binds")
+    static let port = Setting("PAREDAO_API_PORT", default: 8080, help: "port of the HTTP API (0 picks a free one)").within(0...65535)
+    static let metricsPort = Setting("PAREDAO_API_METRICS_PORT", default: 9101, help: "port of /metrics (0 disables)").within(0...65535)
+    static let eventLoops = Setting("PAREDAO_EVENT_LOOPS", default: System.coreCount, help: "event-loop threads", defaultLabel: "number of cores").within(1...256)
+    static let maxBodyBytes = Setting("PAREDAO_MAX_BODY_BYTES", default: 1024, help: "largest request body; larger gets 413").within(64...1_048_576)
+    static let confirmTimeoutMillis = Setting("PAREDAO_CONFIRM_TIMEOUT_MS", default: 5000, help: "wait for a broker confirm before answering 503").within(10...120_000)
+    static let maxVotesPerMessage = Setting("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, help: "votes packed into one AMQP message at most").within(1...VoteMessage.maximumVotes)
+    static let maxInFlight = Setting("PAREDAO_MAX_IN_FLIGHT", default: 2048, help: "unconfirmed AMQP messages at once (group commit window)").within(1...1_000_000)
+    static let maxQueuedVotes = Setting("PAREDAO_MAX_QUEUED_VOTES", default: 100_000, help: "votes waiting for the publisher before new ones get 503").within(1...10_000_000)
+    static let lingerMicros = Setting("PAREDAO_PUBLISH_LINGER_US", default: 3000, help: "under load, votes wait up to this long to share an AMQP message (0 = never)").within(0...100_000)
+    static let lingerAboveRate = Setting("PAREDAO_PUBLISH_LINGER_ABOVE", default: 4000, help: "votes/s above which the publisher lingers").within(0...100_000_000)
+    static let totalsRefreshMillis = Setting("PAREDAO_TOTALS_REFRESH_MS", default: 1000, help: "how often the totals snapshot is re-read from the store").within(10...60_000)
+    static let sessionLifetimeSeconds = Setting("PAREDAO_SESSION_TTL_SECONDS", default: 1800, help: "session token lifetime").within(1...86_400 * 7)
+    static let sessionBudget = Setting("PAREDAO_SESSION_BUDGET", default: 200, help: "votes one session token may cast").within(1...Int(UInt32.max))
+    static let voteRate = Setting("PAREDAO_VOTE_RATE", default: 1.0, help: "votes per second per session token (sustained)").within(0.001...1_000_000)
+    static let voteBurst = Setting("PAREDAO_VOTE_BURST", default: 5, help: "votes per session token in a burst").within(1...1_000_000)
+    static let challengeLifetimeSeconds = Setting("PAREDAO_CHALLENGE_TTL_SECONDS", default: 120, help: "how long a challenge may be solved").within(5...3600)
+    static let baseDifficulty = Setting("PAREDAO_POW_DIFFICULTY", default: 16, help: "leading zero bits asked when traffic is normal").within(0...Challenge.maximumDifficulty)
+    static let maxDifficulty = Setting("PAREDAO_POW_MAX_DIFFICULTY", default: 19, help: "cap of the adaptive difficulty").within(0...Challenge.maximumDifficulty)
+    static let trustedProxies = Setting("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"], help: "peers whose X-Real-IP / X-Forwarded-For is believed")
+    static let maxTrackedSessions = Setting("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, help: "sessions whose rate and budget are tracked in memory").within(16...100_000_000)
+    static let verifiedTokenSlots = Setting("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, help: "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)").within(0...100_000_000)
+    static let tokenKeysFile = Setting("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys", help: "HMAC keys (id:base64 per line, last signs)")
+    static let tokenKeys = Setting("PAREDAO_TOKEN_KEYS", default: "", help: "inline keys, comma-separated, instead of the file")
+}
+
+/// `VoteAPI`'s command line: every setting as a flag that wins over its environment variable.
+struct VoteAPICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "VoteAPI",
+        abstract: "Paredão vote API: challenges, session tokens, votes (published to RabbitMQ with confirms) and totals.",
+        discussion: "Every option can also be set through its environment variable (PAREDAO_…); a flag wins over the environment. SIGTERM or SIGINT shuts down gracefully; a second one exits at once."
+    )
+
+    @OptionGroup(title: "Broker, store and logs") var common: CommonOptions
+    @Option(name: .customLong(APISettings.host.flag), help: APISettings.host.argumentHelp) var host: String?
+    @Option(name: .customLong(APISettings.port.flag), help: APISettings.port.argumentHelp) var port: String?
+    @Option(name: .customLong(APISettings.metricsPort.flag), help: APISettings.metricsPort.argumentHelp) var metricsPort: String?
+    @Option(name: .customLong(APISettings.eventLoops.flag), help: APISettings.eventLoops.argumentHelp) var eventLoops: String?
+    @Option(name: .customLong(APISettings.maxBodyBytes.flag), help: APISettings.maxBodyBytes.argumentHelp) var maxBodyBytes: String?
+    @Option(name: .customLong(APISettings.confirmTimeoutMillis.flag), help: APISettings.confirmTimeoutMillis.argumentHelp) var confirmTimeoutMillis: String?
+    @Option(name: .customLong(APISettings.maxVotesPerMessage.flag), help: APISettings.maxVotesPerMessage.argumentHelp) var maxVotesPerMessage: String?
+    @Option(name: .customLong(APISettings.maxInFlight.flag), help: APISettings.maxInFlight.argumentHelp) var maxInFlight: String?
+    @Option(name: .customLong(APISettings.maxQueuedVotes.flag), help: APISettings.maxQueuedVotes.argumentHelp) var maxQueuedVotes: String?
+    @Option(name: .customLong(APISettings.lingerMicros.flag), help: APISettings.lingerMicros.argumentHelp) var lingerMicros: String?
+    @Option(name: .customLong(APISettings.lingerAboveRate.flag), help: APISettings.lingerAboveRate.argumentHelp) var lingerAboveRate: String?
+    @Option(name: .customLong(APISettings.totalsRefreshMillis.flag), help: APISettings.totalsRefreshMillis.argumentHelp) var totalsRefreshMillis: String?
+    @Option(name: .customLong(APISettings.sessionLifetimeSeconds.flag), help: APISettings.sessionLifetimeSeconds.argumentHelp) var sessionLifetimeSeconds: String?
+    @Option(name: .customLong(APISettings.sessionBudget.flag), help: APISettings.sessionBudget.argumentHelp) var sessionBudget: String?
+    @Option(name: .customLong(APISettings.voteRate.flag), help: APISettings.voteRate.argumentHelp) var voteRate: String?
+    @Option(name: .customLong(APISettings.voteBurst.flag), help: APISettings.voteBurst.argumentHelp) var voteBurst: String?
+    @Option(name: .customLong(APISettings.challengeLifetimeSeconds.flag), help: APISettings.challengeLifetimeSeconds.argumentHelp) var challengeLifetimeSeconds: String?
+    @Option(name: .customLong(APISettings.baseDifficulty.flag), help: APISettings.baseDifficulty.argumentHelp) var baseDifficulty: String?
+    @Option(name: .customLong(APISettings.maxDifficulty.flag), help: APISettings.maxDifficulty.argumentHelp) var maxDifficulty: String?
+    @Option(name: .customLong(APISettings.trustedProxies.flag), help: APISettings.trustedProxies.argumentHelp) var trustedProxies: String?
+    @Option(name: .customLong(APISettings.maxTrackedSessions.flag), help: APISettings.maxTrackedSessions.argumentHelp) var maxTrackedSessions: String?
+    @Option(name: .customLong(APISettings.verifiedTokenSlots.flag), help: APISettings.verifiedTokenSlots.argumentHelp) var verifiedTokenSlots: String?
+    @Option(name: .customLong(APISettings.tokenKeysFile.flag), help: APISettings.tokenKeysFile.argumentHelp) var tokenKeysFile: String?
+    @Option(name: .customLong(APISettings.tokenKeys.flag), help: APISettings.tokenKeys.argumentHelp) var tokenKeys: String?
+}
 
 /// Everything VoteAPI reads at start-up.
 struct APIConfiguration: Sendable {
     var common: CommonSettings
+    var store: StoreConfiguration
     var host: String
     var port: Int
-    var metricsHost: String
     var metricsPort: Int
     var eventLoops: Int
     var maxBodyBytes: Int
@@ -27,63 +93,48 @@ struct APIConfiguration: Sendable {
     var trustedProxies: [String]
     var maxTrackedSessions: Int
     var verifiedTokenSlots: Int
+    var tokenKeysFile: String
+    var tokenKeys: String
 
-    static let descriptions: [SettingDescription] = CommonSettings.descriptions + [
-        SettingDescription("PAREDAO_API_HOST", "127.0.0.1", "address the HTTP API binds"),
-        SettingDescription("PAREDAO_API_PORT", "8080", "port of the HTTP API (0 picks a free one)"),
-        SettingDescription("PAREDAO_METRICS_HOST", "127.0.0.1", "address of the local /metrics endpoint"),
-        SettingDescription("PAREDAO_API_METRICS_PORT", "9101", "port of /metrics (0 disables)"),
-        SettingDescription("PAREDAO_EVENT_LOOPS", "number of cores", "event-loop threads"),
-        SettingDescription("PAREDAO_MAX_BODY_BYTES", "1024", "largest request body; larger gets 413"),
-        SettingDescription("PAREDAO_CONFIRM_TIMEOUT_MS", "5000", "wait for a broker confirm before answering 503"),
-        SettingDescription("PAREDAO_MAX_VOTES_PER_MESSAGE", "512", "votes packed into one AMQP message at most"),
-        SettingDescription("PAREDAO_MAX_IN_FLIGHT", "2048", "unconfirmed AMQP messages at once (group commit window)"),
-        SettingDescription("PAREDAO_MAX_QUEUED_VOTES", "100000", "votes waiting for the publisher before new ones get 503"),
-        SettingDescription("PAREDAO_PUBLISH_LINGER_US", "3000", "under load, votes wait up to this long to share an AMQP message (0 = never)"),
-        SettingDescription("PAREDAO_PUBLISH_LINGER_ABOVE", "4000", "votes/s above which the publisher lingers"),
-        SettingDescription("PAREDAO_TOTALS_REFRESH_MS", "1000", "how often at most the totals snapshot is re-read"),
-        SettingDescription("PAREDAO_SESSION_TTL_SECONDS", "1800", "session token lifetime"),
-        SettingDescription("PAREDAO_SESSION_BUDGET", "200", "votes one session token may cast"),
-        SettingDescription("PAREDAO_VOTE_RATE", "1", "votes per second per session token (sustained)"),
-        SettingDescription("PAREDAO_VOTE_BURST", "5", "votes per session token in a burst"),
-        SettingDescription("PAREDAO_CHALLENGE_TTL_SECONDS", "120", "how long a challenge may be solved"),
-        SettingDescription("PAREDAO_POW_DIFFICULTY", "16", "leading zero bits asked when traffic is normal"),
-        SettingDescription("PAREDAO_POW_MAX_DIFFICULTY", "19", "cap of the adaptive difficulty"),
-        SettingDescription("PAREDAO_TRUSTED_PROXIES", "127.0.0.1,::1", "peers whose X-Real-IP / X-Forwarded-For is believed"),
-        SettingDescription("PAREDAO_MAX_TRACKED_SESSIONS", "1000000", "sessions whose rate and budget are tracked in memory"),
-        SettingDescription("PAREDAO_VERIFIED_TOKEN_SLOTS", "262144", "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)"),
-        SettingDescription("PAREDAO_TOKEN_KEYS_FILE", "var/secrets/token-keys", "HMAC keys (id:base64 per line, last signs)"),
-        SettingDescription("PAREDAO_TOKEN_KEYS", "(unset)", "inline keys, comma-separated, instead of the file"),
-    ]
-
-    init(_ reader: ConfigurationReader) throws(ConfigurationError) {
-        common = try CommonSettings(reader)
-        host = reader.string("PAREDAO_API_HOST", default: "127.0.0.1")
-        port = try reader.int("PAREDAO_API_PORT", default: 8080, in: 0...65535)
-        metricsHost = reader.string("PAREDAO_METRICS_HOST", default: "127.0.0.1")
-        metricsPort = try reader.int("PAREDAO_API_METRICS_PORT", default: 9101, in: 0...65535)
-        eventLoops = try reader.int("PAREDAO_EVENT_LOOPS", default: System.coreCount, in: 1...256)
-        maxBodyBytes = try reader.int("PAREDAO_MAX_BODY_BYTES", default: 1024, in: 64...1_048_576)
-        confirmTimeoutMillis = try reader.int("PAREDAO_CONFIRM_TIMEOUT_MS", default: 5000, in: 10...120_000)
-        maxVotesPerMessage = try reader.int("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, in: 1...VoteMessage.maximumVotes)
-        maxInFlightMessages = try reader.int("PAREDAO_MAX_IN_FLIGHT", default: 2048, in: 1...1_000_000)
-        maxQueuedVotes = try reader.int("PAREDAO_MAX_QUEUED_VOTES", default: 100_000, in: 1...10_000_000)
-        publishLingerMicros = try reader.int("PAREDAO_PUBLISH_LINGER_US", default: 3000, in: 0...100_000)
-        publishLingerAboveRate = try reader.int("PAREDAO_PUBLISH_LINGER_ABOVE", default: 4000, in: 0...100_000_000)
-        totalsRefreshMillis = try reader.int("PAREDAO_TOTALS_REFRESH_MS", default: 1000, in: 10...60_000)
-        sessionLifetimeSeconds = try reader.int("PAREDAO_SESSION_TTL_SECONDS", default: 1800, in: 1...86_400 * 7)
-        sessionBudget = try reader.int("PAREDAO_SESSION_BUDGET", default: 200, in: 1...Int(UInt32.max))
-        voteRatePerSecond = try reader.double("PAREDAO_VOTE_RATE", default: 1, in: 0.001...1_000_000)
-        voteBurst = try reader.int("PAREDAO_VOTE_BURST", default: 5, in: 1...1_000_000)
-        challengeLifetimeSeconds = try reader.int("PAREDAO_CHALLENGE_TTL_SECONDS", default: 120, in: 5...3600)
-        baseDifficulty = try reader.int("PAREDAO_POW_DIFFICULTY", default: 16, in: 0...Challenge.maximumDifficulty)
-        maxDifficulty = try reader.int("PAREDAO_POW_MAX_DIFFICULTY", default: 19, in: 0...Challenge.maximumDifficulty)
-        trustedProxies = reader.list("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"])
-        maxTrackedSessions = try reader.int("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, in: 16...100_000_000)
-        verifiedTokenSlots = try reader.int("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, in: 0...100_000_000)
+    init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
+        let env = environment
+        common = try CommonSettings(command.common, environment: env)
+        do {
+            store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
+        } catch {
+            throw ConfigurationError(key: CommonSettings.store.key, message: error.message)
+        }
+        host = try APISettings.host.value(flag: command.host, environment: env)
+        port = try APISettings.port.value(flag: command.port, environment: env)
+        metricsPort = try APISettings.metricsPort.value(flag: command.metricsPort, environment: env)
+        eventLoops = try APISettings.eventLoops.value(flag: command.eventLoops, environment: env)
+        maxBodyBytes = try APISettings.maxBodyBytes.value(flag: command.maxBodyBytes, environment: env)
+        confirmTimeoutMillis = try APISettings.confirmTimeoutMillis.value(flag: command.confirmTimeoutMillis, environment: env)
+        maxVotesPerMessage = try APISettings.maxVotesPerMessage.value(flag: command.maxVotesPerMessage, environment: env)
+        maxInFlightMessages = try APISettings.maxInFlight.value(flag: command.maxInFlight, environment: env)
+        maxQueuedVotes = try APISettings.maxQueuedVotes.value(flag: command.maxQueuedVotes, environment: env)
+        publishLingerMicros = try APISettings.lingerMicros.value(flag: command.lingerMicros, environment: env)
+        publishLingerAboveRate = try APISettings.lingerAboveRate.value(flag: command.lingerAboveRate, environment: env)
+        totalsRefreshMillis = try APISettings.totalsRefreshMillis.value(flag: command.totalsRefreshMillis, environment: env)
+        sessionLifetimeSeconds = try APISettings.sessionLifetimeSeconds.value(flag: command.sessionLifetimeSeconds, environment: env)
+        sessionBudget = try APISettings.sessionBudget.value(flag: command.sessionBudget, environment: env)
+        voteRatePerSecond = try APISettings.voteRate.value(flag: command.voteRate, environment: env)
+        voteBurst = try APISettings.voteBurst.value(flag: command.voteBurst, environment: env)
+        challengeLifetimeSeconds = try APISettings.challengeLifetimeSeconds.value(flag: command.challengeLifetimeSeconds, environment: env)
+        baseDifficulty = try APISettings.baseDifficulty.value(flag: command.baseDifficulty, environment: env)
+        maxDifficulty = try APISettings.maxDifficulty.value(flag: command.maxDifficulty, environment: env)
+        trustedProxies = try APISettings.trustedProxies.value(flag: command.trustedProxies, environment: env)
+        maxTrackedSessions = try APISettings.maxTrackedSessions.value(flag: command.maxTrackedSessions, environment: env)
+        verifiedTokenSlots = try APISettings.verifiedTokenSlots.value(flag: command.verifiedTokenSlots, environment: env)
+        tokenKeysFile = try APISettings.tokenKeysFile.value(flag: command.tokenKeysFile, environment: env)
+        tokenKeys = try APISettings.tokenKeys.value(flag: command.tokenKeys, environment: env)
         guard maxDifficulty >= baseDifficulty else {
-            throw ConfigurationError(key: "PAREDAO_POW_MAX_DIFFICULTY", message: "must be at least PAREDAO_POW_DIFFICULTY (\(baseDifficulty))")
+            throw ConfigurationError(key: APISettings.maxDifficulty.key, message: "must be at least \(APISettings.baseDifficulty.key) (\(baseDifficulty))")
         }
     }
-}
 
+    /// The configuration `arguments` and `environment` give (tests, tools).
+    init(arguments: [String] = [], environment: [String: String]) throws {
+        try self.init(VoteAPICommand.parse(arguments), environment: environment)
+    }
+}

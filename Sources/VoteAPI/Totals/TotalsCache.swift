@@ -5,53 +5,41 @@ import Synchronization
 import VoteShared
 import VoteStore
 
-/// The totals producers poll, re-read from the store at most once per refresh interval
-/// with a single read in flight however many requests ask.
+/// The totals producers poll, re-read from the store in the background (``TotalsRefresher``)
+/// and when a reader finds them older than the refresh interval, with a single read in
+/// flight however many requests ask.
 ///
 /// Readers get the latest snapshot at once (stale-while-revalidate); only the very first
 /// read waits for the store.
-final class TotalsCache: Sendable {
-    /// A rendered snapshot (a class: every vote's answer takes it, and one reference is
-    /// cheaper to hand out than its four arrays).
-    final class Snapshot: Sendable {
-        let totals: Totals
-        /// The whole snapshot, for `/total`.
-        let json: [UInt8]
-        /// Without `hours`, for the answer to a vote.
-        let summaryJSON: [UInt8]
-        let readAt: ContinuousClock.Instant
-
-        init(totals: Totals) {
-            self.totals = totals
-            json = totals.json()
-            summaryJSON = totals.json(includingHours: false)
-            readAt = .now
-        }
-    }
-
+final class TotalsCache: TotalsReading {
     private struct State {
-        var latest: Snapshot?
+        var latest: TotalsSnapshot?
         var lastError: StoreError?
         var lastAttempt: ContinuousClock.Instant?
         var refreshing = false
-        var waiters: [EventLoopPromise<Snapshot>] = []
+        var waiters: [EventLoopPromise<TotalsSnapshot>] = []
     }
 
     private let poll: Poll
     private let refreshInterval: Duration
-    private let openStore: @Sendable () throws(StoreError) -> any VoteStore
+    private let storeConfiguration: StoreConfiguration
     private let pool: NIOThreadPool
     private let state = Mutex(State())
     private let storeBox = StoreBox()
     private let logger = Logger(label: "VoteAPI.totals")
 
     /// The store is opened lazily on the cache's own thread, which is its only user.
-    init(poll: Poll, refreshInterval: Duration, openStore: @escaping @Sendable () throws(StoreError) -> any VoteStore) {
+    init(poll: Poll, refreshInterval: Duration, store: StoreConfiguration) {
         self.poll = poll
         self.refreshInterval = refreshInterval
-        self.openStore = openStore
+        storeConfiguration = store
         pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
+    }
+
+    /// Starts a read unless one ran within the refresh interval (the background refresh).
+    func refreshIfStale() {
+        if state.withLock({ Self.claimRefresh(&$0, interval: refreshInterval) }) { startRefresh() }
     }
 
     func shutdown() async {
@@ -59,13 +47,13 @@ final class TotalsCache: Sendable {
     }
 
     /// Totals with zero votes, for answers given before the first read.
-    var emptySnapshot: Snapshot {
-        Snapshot(totals: Totals(poll: poll, counts: [], asOfMillis: Timestamp.nowMillis()))
+    var emptySnapshot: TotalsSnapshot {
+        TotalsSnapshot(totals: Totals(poll: poll, counts: [], asOfMillis: Timestamp.nowMillis()))
     }
 
     /// The latest snapshot without waiting (starting a refresh if it is stale).
-    func latest() -> Snapshot? {
-        let (snapshot, refresh) = state.withLock { state -> (Snapshot?, Bool) in
+    func latest() -> TotalsSnapshot? {
+        let (snapshot, refresh) = state.withLock { state -> (TotalsSnapshot?, Bool) in
             (state.latest, Self.claimRefresh(&state, interval: refreshInterval))
         }
         if refresh { startRefresh() }
@@ -73,11 +61,11 @@ final class TotalsCache: Sendable {
     }
 
     /// The latest snapshot; waits for the store only when there has never been one.
-    func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<Snapshot> {
-        let (snapshot, refresh, waiter) = state.withLock { state -> (Snapshot?, Bool, EventLoopPromise<Snapshot>?) in
+    func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<TotalsSnapshot> {
+        let (snapshot, refresh, waiter) = state.withLock { state -> (TotalsSnapshot?, Bool, EventLoopPromise<TotalsSnapshot>?) in
             let refresh = Self.claimRefresh(&state, interval: refreshInterval)
             if let latest = state.latest { return (latest, refresh, nil) }
-            let promise = eventLoop.makePromise(of: Snapshot.self)
+            let promise = eventLoop.makePromise(of: TotalsSnapshot.self)
             state.waiters.append(promise)
             if !state.refreshing {
                 state.refreshing = true
@@ -94,11 +82,11 @@ final class TotalsCache: Sendable {
     /// one made now succeeds), else what went wrong. An idle API reads the store again
     /// instead of calling an old read stale.
     func storeProblem(on eventLoop: any EventLoop) -> EventLoopFuture<String?> {
-        let (waiter, refresh) = state.withLock { state -> (EventLoopPromise<Snapshot>?, Bool) in
+        let (waiter, refresh) = state.withLock { state -> (EventLoopPromise<TotalsSnapshot>?, Bool) in
             if let latest = state.latest, state.lastError == nil, ContinuousClock.now - latest.readAt < .seconds(5) {
                 return (nil, false)
             }
-            let promise = eventLoop.makePromise(of: Snapshot.self)
+            let promise = eventLoop.makePromise(of: TotalsSnapshot.self)
             state.waiters.append(promise)
             guard !state.refreshing else { return (promise, false) }
             state.refreshing = true
@@ -119,17 +107,17 @@ final class TotalsCache: Sendable {
     private func startRefresh() {
         pool.submit { [self] _ in
             let started = ContinuousClock.now
-            let result: Result<Snapshot, StoreError>
+            let result: Result<TotalsSnapshot, StoreError>
             do {
                 let store: any VoteStore
                 if let open = storeBox.store {
                     store = open
                 } else {
-                    store = try openStore()
+                    store = try storeConfiguration.open()
                     storeBox.store = store
                 }
                 let counts = try store.hourlyCounts(pollID: poll.id)
-                result = .success(Snapshot(totals: Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())))
+                result = .success(TotalsSnapshot(totals: Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())))
             } catch let error as StoreError {
                 storeBox.store = nil
                 result = .failure(error)
@@ -137,7 +125,7 @@ final class TotalsCache: Sendable {
                 storeBox.store = nil
                 result = .failure(StoreError(operation: "read totals", code: -1, message: "\(error)"))
             }
-            let waiters = state.withLock { state -> [EventLoopPromise<Snapshot>] in
+            let waiters = state.withLock { state -> [EventLoopPromise<TotalsSnapshot>] in
                 state.refreshing = false
                 state.lastAttempt = started
                 switch result {

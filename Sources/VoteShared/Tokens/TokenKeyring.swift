@@ -45,12 +45,11 @@ public struct TokenKeyring: Sendable {
         try self.init(keys: keys)
     }
 
-    /// Reads `PAREDAO_TOKEN_KEYS` (inline) or else the file named by `PAREDAO_TOKEN_KEYS_FILE`.
-    public static func load(_ reader: ConfigurationReader) throws(ConfigurationError) -> TokenKeyring {
-        if let inline = reader.environment["PAREDAO_TOKEN_KEYS"], !inline.isEmpty {
-            return try TokenKeyring(parsing: inline.replacingOccurrences(of: ",", with: "\n"), source: "PAREDAO_TOKEN_KEYS")
+    /// The inline keys (`id:base64`, comma-separated) when given, else the key file at `path`.
+    public static func load(inlineKeys: String, keysFile path: String) throws(ConfigurationError) -> TokenKeyring {
+        if !inlineKeys.isEmpty {
+            return try TokenKeyring(parsing: inlineKeys.replacingOccurrences(of: ",", with: "\n"), source: "PAREDAO_TOKEN_KEYS")
         }
-        let path = reader.string("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigurationError(key: "PAREDAO_TOKEN_KEYS_FILE", message: "cannot read \(path); run ./preflight.sh (or scripts/make-secrets.sh) to generate it")
         }

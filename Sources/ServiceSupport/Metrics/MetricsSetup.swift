@@ -24,7 +24,7 @@ public func bootstrapMetrics(valueBuckets: [String: [Double]] = [:]) -> Promethe
 /// Serves `GET /metrics` in the Prometheus text format on its own (local) port.
 public enum MetricsServer {
     /// Binds `host:port` and serves the registry until the channel closes.
-    public static func start(registry: PrometheusCollectorRegistry, host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+    public static func bind(registry: PrometheusCollectorRegistry, host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

@@ -1,0 +1,51 @@
+public import ArgumentParser
+public import VoteShared
+
+/// Settings both services read: the broker, the queue, the store, the poll and the log level.
+public struct CommonSettings: Sendable {
+    public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/", help: "RabbitMQ URL")
+    public static let queue = Setting("PAREDAO_QUEUE", default: "votes", help: "queue for votes; rejects go to <queue>.dead")
+    public static let queueType = Setting("PAREDAO_QUEUE_TYPE", default: "quorum", help: "type of the durable vote queue").oneOf(["quorum", "classic"])
+    public static let store = Setting("PAREDAO_STORE", default: "sqlite", help: "where totals live").oneOf(["sqlite"])
+    public static let sqlitePath = Setting("PAREDAO_SQLITE_PATH", default: "var/data/votes.sqlite", help: "SQLite database file (WAL)")
+    public static let pollFile = Setting("PAREDAO_POLL_FILE", default: "config/poll.json", help: "poll definition: id, title, 2–3 participants")
+    public static let logLevel = Setting("PAREDAO_LOG_LEVEL", default: "info", help: "log level").oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
+    public static let metricsHost = Setting("PAREDAO_METRICS_HOST", default: "127.0.0.1", help: "address of the local /metrics endpoint")
+
+    public var amqpURL: String
+    public var queue: String
+    public var quorumQueue: Bool
+    public var store: String
+    public var sqlitePath: String
+    public var pollFile: String
+    public var logLevel: String
+    public var metricsHost: String
+
+    public init(_ options: CommonOptions, environment: [String: String]) throws(ConfigurationError) {
+        amqpURL = try Self.amqpURL.value(flag: options.amqpURL, environment: environment)
+        queue = try Self.queue.value(flag: options.queue, environment: environment)
+        quorumQueue = try Self.queueType.value(flag: options.queueType, environment: environment).lowercased() == "quorum"
+        store = try Self.store.value(flag: options.store, environment: environment).lowercased()
+        sqlitePath = try Self.sqlitePath.value(flag: options.sqlitePath, environment: environment)
+        pollFile = try Self.pollFile.value(flag: options.pollFile, environment: environment)
+        logLevel = try Self.logLevel.value(flag: options.logLevel, environment: environment).lowercased()
+        metricsHost = try Self.metricsHost.value(flag: options.metricsHost, environment: environment)
+    }
+
+    /// The queue that receives messages the consumer cannot decode.
+    public var deadLetterQueue: String { queue + ".dead" }
+}
+
+/// The command-line flags of ``CommonSettings``.
+public struct CommonOptions: ParsableArguments {
+    @Option(name: .customLong(CommonSettings.amqpURL.flag), help: CommonSettings.amqpURL.argumentHelp) var amqpURL: String?
+    @Option(name: .customLong(CommonSettings.queue.flag), help: CommonSettings.queue.argumentHelp) var queue: String?
+    @Option(name: .customLong(CommonSettings.queueType.flag), help: CommonSettings.queueType.argumentHelp) var queueType: String?
+    @Option(name: .customLong(CommonSettings.store.flag), help: CommonSettings.store.argumentHelp) var store: String?
+    @Option(name: .customLong(CommonSettings.sqlitePath.flag), help: CommonSettings.sqlitePath.argumentHelp) var sqlitePath: String?
+    @Option(name: .customLong(CommonSettings.pollFile.flag), help: CommonSettings.pollFile.argumentHelp) var pollFile: String?
+    @Option(name: .customLong(CommonSettings.logLevel.flag), help: CommonSettings.logLevel.argumentHelp) var logLevel: String?
+    @Option(name: .customLong(CommonSettings.metricsHost.flag), help: CommonSettings.metricsHost.argumentHelp) var metricsHost: String?
+
+    public init() {}
+}

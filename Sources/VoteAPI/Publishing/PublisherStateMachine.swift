@@ -1,0 +1,293 @@
+import VoteShared
+
+/// Every decision of the publisher thread, without I/O and without a clock: events come in
+/// (votes taken from the mailbox, confirms, the connection's fate, a stop, time passing),
+/// actions go out, and the thread only carries them out.
+///
+/// Rules:
+/// - Votes go out in messages of at most `maxVotesPerMessage`, with at most `maxInFlight`
+///   messages unconfirmed (group commit); a full window waits for confirms.
+/// - Above `lingerAboveRate` votes/s (measured over windows of at least `rateWindow`), the
+///   mailbox is read at most once per `linger`, so that votes share messages.
+/// - An ack settles its message's votes (all messages up to the tag when `multiple`); a nack
+///   fails them with `rejected`; a message unconfirmed after `confirmTimeout` fails with
+///   `timedOut`.
+/// - Without a connection, votes fail with `unavailable`; a lost connection fails every vote
+///   it carried and reconnects at once; a failed connect retries after a backoff that doubles
+///   from `initialBackoff` up to `maximumBackoff`.
+/// - A stop fails every vote not yet confirmed with `unavailable`, then finishes.
+///
+/// `Ticket` is what the thread completes for each vote (an event-loop promise; anything
+/// equatable in tests).
+struct PublisherStateMachine<Ticket> {
+    struct Settings {
+        var maxVotesPerMessage: Int
+        var maxInFlight: Int
+        var confirmTimeout: Duration
+        var linger: Duration = .zero
+        var lingerAboveRate: Int = .max
+        var rateWindow: Duration = .milliseconds(50)
+        var initialBackoff: Duration = .milliseconds(100)
+        var maximumBackoff: Duration = .seconds(5)
+    }
+
+    /// A vote and the ticket to complete when its fate is known.
+    struct Job {
+        var vote: Vote
+        var ticket: Ticket
+    }
+
+    /// One AMQP message to publish: its delivery tag (1, 2, 3, … per connection) and votes.
+    struct Message {
+        var tag: UInt64
+        var votes: ArraySlice<Job>
+    }
+
+    /// Votes whose message was confirmed, with when each message was sent (for the metric).
+    struct Settled {
+        var tickets: [Ticket]
+        var sentAt: [ContinuousClock.Instant]
+    }
+
+    enum Action {
+        /// Nothing to carry out.
+        case none
+        /// Open a connection, then report `connected` or `connectFailed`.
+        case connect
+        /// Publish the message, then report `sendFailed` if that failed.
+        case send(Message)
+        /// Complete these tickets successfully.
+        case succeed(Settled)
+        /// Complete these tickets with `error`.
+        case fail([Ticket], PublishError)
+        /// Drop the connection (after failing `tickets`); the next connect is due `after`.
+        case reconnect(after: Duration, failing: [Ticket])
+        /// Sleep until `deadline` (`nil`: until something happens), waking for broker input,
+        /// and for new votes when `mailbox`; then report what happened.
+        case wait(until: ContinuousClock.Instant?, mailbox: Bool)
+        /// Fail `tickets` with `unavailable`, close the connection and end the thread.
+        case finish(failing: [Ticket])
+    }
+
+    private struct InFlight {
+        var tickets: [Ticket]
+        var sentAt: ContinuousClock.Instant
+    }
+
+    private enum Connection {
+        /// The next connect is due at `retryAt`.
+        case down(retryAt: ContinuousClock.Instant)
+        /// `connect` was handed out and its outcome is awaited.
+        case connecting
+        case up
+    }
+
+    private let settings: Settings
+    private var connection: Connection
+    private var stopping = false
+    private var backoff: Duration
+    /// Votes taken from the mailbox and not yet sent.
+    private var pending: [Job] = []
+    private var pendingStart = 0
+    private var inFlight: [UInt64: InFlight] = [:]
+    private var nextTag: UInt64 = 1
+    /// No unsettled message has a tag below this one.
+    private var oldestTag: UInt64 = 1
+    private var lingering = false
+    private var lastSend: ContinuousClock.Instant
+    private var rateWindowStart: ContinuousClock.Instant
+    private var rateWindowVotes = 0
+
+    init(settings: Settings, now: ContinuousClock.Instant) {
+        self.settings = settings
+        connection = .down(retryAt: now)
+        backoff = settings.initialBackoff
+        lastSend = now
+        rateWindowStart = now
+    }
+
+    /// Whether a connection is up (votes are taken only then).
+    var isConnected: Bool {
+        if case .up = connection { return true }
+        return false
+    }
+
+    /// Messages sent and not yet confirmed.
+    var messagesInFlight: Int { inFlight.count }
+
+    /// Whether the arrival rate is high enough for votes to wait and share messages.
+    var isLingering: Bool { lingering }
+
+    // MARK: Events
+
+    /// Votes were taken from the mailbox (possibly none: the mailbox was looked at).
+    mutating func jobsArrived(_ jobs: [Job], now: ContinuousClock.Instant) -> Action {
+        guard !stopping, isConnected else {
+            return jobs.isEmpty ? .none : .fail(jobs.map(\.ticket), .unavailable)
+        }
+        measureRate(arrived: jobs.count, now: now)
+        if pendingStart == pending.count {
+            pending = jobs
+            pendingStart = 0
+        } else {
+            pending.append(contentsOf: jobs)
+        }
+        return .none
+    }
+
+    /// The broker acked `tag` (and every earlier one when `multiple`).
+    mutating func confirmed(tag: UInt64, multiple: Bool, now: ContinuousClock.Instant) -> Action {
+        let settled = settle(upTo: tag, multiple: multiple)
+        return settled.tickets.isEmpty ? .none : .succeed(settled)
+    }
+
+    /// The broker nacked `tag` (and every earlier one when `multiple`).
+    mutating func nacked(tag: UInt64, multiple: Bool, now: ContinuousClock.Instant) -> Action {
+        let settled = settle(upTo: tag, multiple: multiple)
+        return settled.tickets.isEmpty ? .none : .fail(settled.tickets, .rejected)
+    }
+
+    /// The connection opened, queue declared and confirms on.
+    mutating func connected(now: ContinuousClock.Instant) -> Action {
+        connection = .up
+        nextTag = 1
+        oldestTag = 1
+        backoff = settings.initialBackoff
+        return .none
+    }
+
+    /// Connecting failed; retry after the backoff, which doubles for the next time.
+    mutating func connectFailed(now: ContinuousClock.Instant) -> Action {
+        let wait = backoff
+        connection = .down(retryAt: now + wait)
+        backoff = min(backoff * 2, settings.maximumBackoff)
+        return .reconnect(after: wait, failing: [])
+    }
+
+    /// The connection broke (a failed read, a close from the broker).
+    mutating func connectionLost(now: ContinuousClock.Instant) -> Action {
+        guard isConnected else { return .none }
+        connection = .down(retryAt: now)
+        return .reconnect(after: .zero, failing: takeUnsettled())
+    }
+
+    /// Publishing a message failed: the connection is gone, with that message's votes.
+    mutating func sendFailed(_ message: Message, now: ContinuousClock.Instant) -> Action {
+        connectionLost(now: now)
+    }
+
+    /// The service is shutting down.
+    mutating func stopRequested() -> Action {
+        stopping = true
+        return .finish(failing: takeUnsettled())
+    }
+
+    /// Time passed: what to do now.
+    mutating func tick(now: ContinuousClock.Instant) -> Action {
+        if stopping { return .finish(failing: takeUnsettled()) }
+        if let expired = expireOverdue(now: now) { return .fail(expired, .timedOut) }
+        switch connection {
+        case .connecting:
+            return .wait(until: nil, mailbox: false)
+        case .down(let retryAt):
+            guard now >= retryAt else { return .wait(until: retryAt, mailbox: true) }
+            connection = .connecting
+            return .connect
+        case .up:
+            break
+        }
+        if pendingStart < pending.count {
+            guard inFlight.count < settings.maxInFlight else {
+                return .wait(until: oldestDeadline, mailbox: false)
+            }
+            return .send(nextMessage(now: now))
+        }
+        if lingering, now < lastSend + settings.linger {
+            // Let votes gather in the mailbox — publishers signal only an empty one — while
+            // reading confirms: no wake-up per vote.
+            let lingerEnd = lastSend + settings.linger
+            return .wait(until: oldestDeadline.map { min($0, lingerEnd) } ?? lingerEnd, mailbox: false)
+        }
+        return .wait(until: oldestDeadline ?? now + .milliseconds(500), mailbox: true)
+    }
+
+    // MARK: Rules
+
+    private mutating func nextMessage(now: ContinuousClock.Instant) -> Message {
+        let end = min(pendingStart + settings.maxVotesPerMessage, pending.count)
+        let votes = pending[pendingStart..<end]
+        let message = Message(tag: nextTag, votes: votes)
+        inFlight[nextTag] = InFlight(tickets: votes.map(\.ticket), sentAt: now)
+        nextTag += 1
+        pendingStart = end
+        if pendingStart == pending.count {
+            pending = []
+            pendingStart = 0
+        }
+        lastSend = now
+        return message
+    }
+
+    /// Counts arrivals and, once a window of `rateWindow` has passed, decides whether to linger.
+    private mutating func measureRate(arrived: Int, now: ContinuousClock.Instant) {
+        rateWindowVotes += arrived
+        let elapsed = now - rateWindowStart
+        guard elapsed >= settings.rateWindow else { return }
+        let perSecond = Double(rateWindowVotes) / (Double(elapsed.wholeNanoseconds) / 1e9)
+        lingering = settings.linger > .zero && perSecond >= Double(settings.lingerAboveRate)
+        rateWindowStart = now
+        rateWindowVotes = 0
+    }
+
+    private mutating func settle(upTo tag: UInt64, multiple: Bool) -> Settled {
+        var settled = Settled(tickets: [], sentAt: [])
+        let first = multiple ? oldestTag : tag
+        if first <= tag {
+            for current in first...tag {
+                guard let entry = inFlight.removeValue(forKey: current) else { continue }
+                settled.tickets.append(contentsOf: entry.tickets)
+                settled.sentAt.append(entry.sentAt)
+            }
+        }
+        advanceOldestTag()
+        return settled
+    }
+
+    /// Fails the oldest messages whose confirm is overdue.
+    private mutating func expireOverdue(now: ContinuousClock.Instant) -> [Ticket]? {
+        var expired: [Ticket]?
+        while oldestTag < nextTag, let entry = inFlight[oldestTag], entry.sentAt + settings.confirmTimeout <= now {
+            inFlight.removeValue(forKey: oldestTag)
+            expired = (expired ?? []) + entry.tickets
+            oldestTag += 1
+            advanceOldestTag()
+        }
+        return expired
+    }
+
+    /// When the oldest unconfirmed message times out.
+    private var oldestDeadline: ContinuousClock.Instant? {
+        inFlight[oldestTag].map { $0.sentAt + settings.confirmTimeout }
+    }
+
+    private mutating func advanceOldestTag() {
+        while oldestTag < nextTag, inFlight[oldestTag] == nil { oldestTag += 1 }
+    }
+
+    /// Every ticket not yet confirmed — in flight first, then unsent — leaving none behind.
+    private mutating func takeUnsettled() -> [Ticket] {
+        var tickets: [Ticket] = []
+        for tag in inFlight.keys.sorted() { tickets.append(contentsOf: inFlight[tag]?.tickets ?? []) }
+        tickets.append(contentsOf: pending[pendingStart...].map(\.ticket))
+        inFlight.removeAll()
+        pending.removeAll()
+        pendingStart = 0
+        oldestTag = nextTag
+        return tickets
+    }
+}
+
+extension PublisherStateMachine.Action: Equatable where Ticket: Equatable {}
+extension PublisherStateMachine.Settled: Equatable where Ticket: Equatable {}
+extension PublisherStateMachine.Job: Equatable where Ticket: Equatable {}
+extension PublisherStateMachine.Message: Equatable where Ticket: Equatable {}

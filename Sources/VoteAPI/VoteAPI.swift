@@ -1,0 +1,117 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import RabbitMQ
+import ServiceLifecycle
+import ServiceSupport
+import VoteShared
+import VoteStore
+
+/// A VoteAPI ready to run: its application, and its services with their listeners bound.
+struct VoteAPI {
+    let application: APIApplication
+    /// Publisher, totals refresher, vote summary, metrics and HTTP, in start order (the
+    /// group stops them in reverse: HTTP first, the publisher last).
+    let services: [any Service]
+    /// The HTTP port actually bound (useful with port 0).
+    let port: Int
+}
+
+/// The application with the poll and keys the configuration names, behind the given seams.
+/// `main` and the tests both build it here.
+func buildAPIApplication(configuration: APIConfiguration, poll: Poll, publisher: any VotePublishing, totals: any TotalsReading) throws -> APIApplication {
+    let keyring = try TokenKeyring.load(inlineKeys: configuration.tokenKeys, keysFile: configuration.tokenKeysFile)
+        .rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots)
+    return APIApplication(configuration: configuration, poll: poll, keyring: keyring, publisher: publisher, totals: totals)
+}
+
+/// Builds every part of VoteAPI from `configuration` and binds its listeners on `group`.
+func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, registry: PrometheusCollectorRegistry?) async throws -> VoteAPI {
+    guard let url = AMQPURL(configuration.common.amqpURL) else {
+        throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
+    }
+    let poll = try Poll.load(from: configuration.common.pollFile)
+    let publisher = VotePublisher(settings: .init(
+        url: url, queue: configuration.common.queue, quorum: configuration.common.quorumQueue,
+        deadLetterQueue: configuration.common.deadLetterQueue,
+        confirmTimeout: .milliseconds(configuration.confirmTimeoutMillis),
+        maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
+        maxQueued: configuration.maxQueuedVotes,
+        linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate
+    ))
+    let refreshInterval = Duration.milliseconds(configuration.totalsRefreshMillis)
+    let totals = TotalsCache(poll: poll, refreshInterval: refreshInterval, store: configuration.store)
+    let application = try buildAPIApplication(configuration: configuration, poll: poll, publisher: publisher, totals: totals)
+    var services: [any Service] = [
+        ThreadService(publisher, threadName: "amqp-publisher"),
+        TotalsRefresher(cache: totals, interval: refreshInterval),
+        VoteSummary(metrics: application.metrics),
+    ]
+    do {
+        if let registry, configuration.metricsPort != 0 {
+            let metrics = try await MetricsServer.bind(registry: registry, host: configuration.common.metricsHost, port: configuration.metricsPort, group: group)
+            services.append(ChannelService(metrics, name: "metrics"))
+        }
+        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group)
+        services.append(ChannelService(http, name: "http"))
+        let port = http.localAddress?.port ?? configuration.port
+        Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
+            "address": "\(configuration.host):\(port)",
+            "metrics": "\(configuration.common.metricsHost):\(configuration.metricsPort)",
+            "poll": "\(poll.id)", "broker": "\(url)", "store": "\(configuration.store.kind.rawValue)",
+        ])
+        return VoteAPI(application: application, services: services, port: port)
+    } catch {
+        await totals.shutdown()
+        throw error
+    }
+}
+
+/// Binds the API's HTTP/1.1 listener.
+func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+    try await ServerBootstrap(group: group)
+        .serverChannelOption(.backlog, value: 1024)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelOption(.maxMessagesPerRead, value: 16)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addAPIHandlers(application: application)
+            }
+        }
+        .bind(host: host, port: port)
+        .get()
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// NIO's HTTP/1.1 request decoder and the API's handler, which writes answers itself.
+    func addAPIHandlers(application: APIApplication) throws {
+        try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try addHandler(APIHandler(application: application))
+    }
+}
+
+/// One INFO line every 10 s with the votes accepted and rejected (no line per vote).
+struct VoteSummary: Service, CustomStringConvertible {
+    let metrics: APIMetrics
+    private let logger = Logger(label: "VoteAPI")
+
+    init(metrics: APIMetrics) {
+        self.metrics = metrics
+    }
+
+    var description: String { "VoteSummary" }
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                let (accepted, rejected) = metrics.takeRecentCounts()
+                guard accepted + rejected > 0 else { continue }
+                logger.info("Votes in the last 10 s", metadata: ["accepted": "\(accepted)", "rejected": "\(rejected)"])
+            }
+        }
+    }
+}

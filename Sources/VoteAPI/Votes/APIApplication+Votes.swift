@@ -1,0 +1,102 @@
+import NIOCore
+import NIOPosix
+import VoteShared
+
+/// The vote use case: token, body, rate and budget, then the publisher; `202` only once
+/// the vote is durably queued, and the session's unit refunded when it is not.
+extension APIApplication {
+    func castVote(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
+        let token: SessionToken
+        switch authenticate(request) {
+        case .success(let verified): token = verified
+        case .failure(let error): return reject(error)
+        }
+        if let error = request.jsonContentTypeError { return reject(error) }
+        let fields: FlatJSON.Object
+        do {
+            fields = try FlatJSON.parseObject(request.bodyBytes)
+        } catch {
+            return reject(.invalidJSON(error.description))
+        }
+        guard case .string(let participant)? = fields["participant"] else {
+            return reject(.invalidField("participant", "\"participant\" must be a participant id string."))
+        }
+        guard poll.participantIndex(of: participant) != nil else { return reject(.unknownParticipant(participant)) }
+        let now = Timestamp.nowMillis()
+        let voteID: VoteID
+        switch fields["voteId"] {
+        case nil, .null?:
+            voteID = VoteIDSource.current.next(millis: now)
+        case .string(let text)?:
+            guard let parsed = VoteID(text) else { return reject(.invalidField("vote_id", "\"voteId\" must be a UUID.")) }
+            voteID = parsed
+        default:
+            return reject(.invalidField("vote_id", "\"voteId\" must be a UUID string."))
+        }
+        let remaining: UInt32
+        switch limiter.admit(token, nowMillis: now) {
+        case .allowed(let left): remaining = left
+        case .rateLimited(let retryAfter): return reject(.rateLimited(retryAfter: retryAfter))
+        case .exhausted: return reject(.sessionExhausted)
+        }
+        let vote = Vote(id: voteID, pollID: poll.id, participantID: participant, acceptedAtMillis: now)
+        return .afterPublish(publisher.publish(vote, on: eventLoop)) { [self] result in
+            switch result {
+            case .success:
+                metrics.voteAccepted()
+                return APIResponse(status: .accepted, body: acceptedBody(vote, remaining: remaining))
+            case .failure(let error):
+                limiter.refund(token)
+                let apiError = APIError.publish(error as? PublishError ?? .unavailable)
+                metrics.voteRejected(apiError.rejectionReason)
+                return APIResponse(error: apiError)
+            }
+        }
+    }
+
+    private func reject(_ error: APIError) -> APIAnswer {
+        metrics.voteRejected(error.rejectionReason)
+        return .now(APIResponse(error: error))
+    }
+
+    /// `{"vote":{…},"totals":<snapshot>}`, written straight into bytes (hot path).
+    private func acceptedBody(_ vote: Vote, remaining: UInt32) -> [UInt8] {
+        let snapshot = totals.latest() ?? totals.emptySnapshot
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + snapshot.summaryJSON.count)
+        Self.append(#"{"vote":{"id":""#, to: &bytes)
+        vote.id.appendDescription(to: &bytes)
+        Self.append(#"","participant":""#, to: &bytes)
+        bytes.append(contentsOf: vote.participantID.utf8) // a poll id: [a-z0-9_-] only
+        Self.append(#"","acceptedAt":""#, to: &bytes)
+        Timestamp.appendISO8601(millis: vote.acceptedAtMillis, to: &bytes)
+        Self.append(#"","votesRemaining":"#, to: &bytes)
+        bytes.appendDecimal(Int64(remaining))
+        Self.append(#"},"totals":"#, to: &bytes)
+        bytes.append(contentsOf: snapshot.summaryJSON)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    private static func append(_ text: StaticString, to bytes: inout [UInt8]) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+}
+
+/// One fast generator per thread for server-made, time-ordered vote ids (unique, not secret).
+final class VoteIDSource: @unchecked Sendable {  // used only by the thread that owns it
+    private var generator = FastRandom()
+
+    func next(millis: Int64) -> VoteID {
+        VoteID.timeOrdered(millis: millis, using: &generator)
+    }
+
+    static var current: VoteIDSource {
+        if let existing = threadLocal.currentValue { return existing }
+        let source = VoteIDSource()
+        threadLocal.currentValue = source
+        return source
+    }
+
+    private static let threadLocal = ThreadSpecificVariable<VoteIDSource>()
+}
