@@ -5,8 +5,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 VAR="$ROOT/var"
-RUN="$VAR/run"
 LOG="$VAR/log"
+API_PORT="${PAREDAO_API_PORT:-8080}"
+WEB_PORT="${PAREDAO_WEB_PORT:-8000}"
+# shellcheck source=SCRIPTDIR/scripts/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
 
 usage() {
   cat <<'TXT'
@@ -46,70 +49,14 @@ ensure_built() {
   BIN="$dir"
 }
 
-# start_process NAME COMMAND...: runs in the background, PID in var/run/NAME.pid.
-start_process() {
-  local name="$1"
-  shift
-  mkdir -p "$RUN" "$LOG"
-  if is_running "$name"; then
-    log "$name already running (pid $(cat "$RUN/$name.pid"))"
-    return 0
-  fi
-  setsid "$@" >>"$LOG/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-
-is_running() {
-  local file="$RUN/$1.pid" pid
-  [[ -f "$file" ]] || return 1
-  pid="$(cat "$file")"
-  [[ -e "/proc/$pid" ]] && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]]
-}
-
-stop_process() {
-  local name="$1" file="$RUN/$1.pid" pid deadline
-  [[ -f "$file" ]] || return 0
-  pid="$(cat "$file")"
-  if is_running "$name"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 15))
-    while is_running "$name" && ((SECONDS < deadline)); do sleep 0.1; done
-    if is_running "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$file"
-}
-
-wait_http() {
-  local url="$1" deadline=$((SECONDS + ${2:-30}))
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    if ((SECONDS > deadline)); then
-      log "timed out waiting for $url"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
-
-start_nginx() {
-  local prefix="$VAR/nginx" port="${PAREDAO_WEB_PORT:-8000}"
-  "$ROOT/nginx/make-htpasswd.sh" produtor "$VAR/secrets/panel-password" "$prefix/htpasswd" >/dev/null
-  "$ROOT/nginx/nginx.sh" start --prefix "$prefix" --listen "127.0.0.1:$port" \
-    --api "127.0.0.1:${PAREDAO_API_PORT:-8080}" --htpasswd "$prefix/htpasswd" >/dev/null
-}
-
 up() {
   "$ROOT/scripts/make-secrets.sh" >/dev/null
   ensure_built
   "$ROOT/scripts/rabbitmq.sh" start
-  start_process consumer "$BIN/VoteConsumer"
-  start_process api "$BIN/VoteAPI"
-  if ! wait_http "http://127.0.0.1:${PAREDAO_API_PORT:-8080}/readyz" 60; then
-    tail -n 20 "$LOG/api.log" >&2
-    return 1
-  fi
-  start_nginx
-  local web="http://127.0.0.1:${PAREDAO_WEB_PORT:-8000}"
+  # PIDs in var/run/, logs in var/log/, nginx in var/nginx/.
+  stack_start --dir "$VAR" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
+    --password "$VAR/secrets/panel-password"
+  local web="http://127.0.0.1:$WEB_PORT"
   cat <<TXT
 
 Paredão is up.
@@ -117,7 +64,7 @@ Paredão is up.
   Partial result  $web/resultado.html
   Producers       $web/painel.html   (user: produtor, password in var/secrets/panel-password)
   Totals (poll)   $web/total
-  API (direct)    http://127.0.0.1:${PAREDAO_API_PORT:-8080}   metrics: 127.0.0.1:9101/metrics, 127.0.0.1:9102/metrics
+  API (direct)    http://127.0.0.1:$API_PORT   metrics: 127.0.0.1:9101/metrics, 127.0.0.1:9102/metrics
   Logs            var/log/   (./run.sh logs for the live query)
 
 TXT
@@ -125,17 +72,12 @@ TXT
 
 stop_all() {
   if [[ -x "$ROOT/monitoring/monitoring.sh" ]]; then "$ROOT/monitoring/monitoring.sh" stop -q >/dev/null 2>&1 || true; fi
-  if [[ -f "$VAR/nginx/nginx.pid" ]]; then "$ROOT/nginx/nginx.sh" stop --prefix "$VAR/nginx" >/dev/null 2>&1 || true; fi
-  stop_process api
-  stop_process consumer
+  stack_stop "$VAR"
   "$ROOT/scripts/rabbitmq.sh" stop
 }
 
 status() {
-  local name
-  for name in consumer api; do
-    if is_running "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
-  done
+  stack_status "$VAR"
   if "$ROOT/scripts/rabbitmq.sh" status; then echo "rabbitmq: running"; else echo "rabbitmq: stopped"; fi
 }
 

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH="$ROOT/var/bench"
 BIN=""
-PIDS=()
+NIO_PID=""
 DURATION=60
 RATE=1000
 CONNECTIONS=64
@@ -49,14 +49,15 @@ Traffic goes to 127.0.0.1 only; every run stops by itself.
 TXT
 }
 
+# shellcheck source=SCRIPTDIR/../scripts/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
+
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 cleanup() {
-  "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx" >/dev/null 2>&1 || true
+  stack_stop "$BENCH"
   "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx-ceiling" >/dev/null 2>&1 || true
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n "$NIO_PID" ]]; then stop_pid "$NIO_PID" || true; fi
   broker stop >/dev/null 2>&1 || true
 }
 
@@ -64,14 +65,6 @@ broker() {
   PAREDAO_RABBITMQ_DIR="$BENCH/rabbitmq" PAREDAO_RABBITMQ_PORT=5692 PAREDAO_RABBITMQ_DIST_PORT=25692 \
     PAREDAO_RABBITMQ_EPMD_PORT=4393 PAREDAO_RABBITMQ_PROMETHEUS_PORT=15694 PAREDAO_RABBITMQ_NODE=paredao-bench@localhost \
     "$ROOT/scripts/rabbitmq.sh" "$@"
-}
-
-wait_http() {
-  local url="$1" deadline=$((SECONDS + ${2:-60}))
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    ((SECONDS < deadline)) || { log "timed out waiting for $url"; return 1; }
-    sleep 0.2
-  done
 }
 
 # cpu_ticks PID...: user+system clock ticks used so far by those processes.
@@ -85,11 +78,19 @@ cpu_ticks() {
   echo "$total"
 }
 
+# cpu_ticks_of COMMAND...: cpu_ticks of the PIDs that COMMAND prints.
+cpu_ticks_of() {
+  local pids
+  read -ra pids <<<"$("$@" | tr '\n' ' ')"
+  cpu_ticks "${pids[@]}"
+}
+
 nginx_pids() {
   local master
   master="$(cat "$1/nginx.pid" 2>/dev/null || true)"
   [[ -n "$master" ]] || return 0
-  echo "$master" $(pgrep -P "$master" || true)
+  echo "$master"
+  pgrep -P "$master" || true
 }
 
 beam_pid() {
@@ -115,19 +116,13 @@ start_stack() {
   export PAREDAO_VOTE_RATE=100000 PAREDAO_VOTE_BURST=100000 PAREDAO_SESSION_BUDGET=1000000000
   export PAREDAO_POW_DIFFICULTY=16 PAREDAO_POW_MAX_DIFFICULTY=16
   export PAREDAO_LOG_LEVEL=info
-  "$BIN/VoteConsumer" >>"$BENCH/log/consumer.log" 2>&1 &
-  CONSUMER_PID=$!
-  PIDS+=("$CONSUMER_PID")
-  "$BIN/VoteAPI" >>"$BENCH/log/api.log" 2>&1 &
-  API_PID=$!
-  PIDS+=("$API_PID")
-  wait_http "http://127.0.0.1:$API_PORT/readyz" 60
   head -c 12 /dev/urandom | base64 >"$BENCH/panel-password"
-  "$ROOT/nginx/make-htpasswd.sh" produtor "$BENCH/panel-password" "$BENCH/htpasswd" >/dev/null
-  "$ROOT/nginx/nginx.sh" start --prefix "$BENCH/nginx" --listen "127.0.0.1:$WEB_PORT" --api "127.0.0.1:$API_PORT" \
-    --htpasswd "$BENCH/htpasswd" --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 \
-    --session-rate 100000r/s --session-burst 100000 >/dev/null
-  wait_http "http://127.0.0.1:$WEB_PORT/" 30
+  # PIDs in var/bench/run/, logs in var/bench/log/, nginx in var/bench/nginx/.
+  stack_start --dir "$BENCH" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
+    --password "$BENCH/panel-password" --htpasswd "$BENCH/htpasswd" -- \
+    --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 --session-rate 100000r/s --session-burst 100000
+  CONSUMER_PID="$(stack_pid "$BENCH" consumer)"
+  API_PID="$(stack_pid "$BENCH" api)"
   log "minting $TOKENS session tokens (difficulty 16, real challenges)"
   local started=$SECONDS
   "$BIN/paredao-token" --url "http://127.0.0.1:$API_PORT" --count "$TOKENS" --concurrency 2 >"$BENCH/tokens.txt"
@@ -176,7 +171,7 @@ run_mode() {
   before_stored="$(stored_total)"
   local cpu_api0 cpu_consumer0 cpu_broker0 cpu_nginx0
   cpu_api0=$(cpu_ticks "$API_PID"); cpu_consumer0=$(cpu_ticks "$CONSUMER_PID")
-  cpu_broker0=$(cpu_ticks $(beam_pid)); cpu_nginx0=$(cpu_ticks $(nginx_pids "$BENCH/nginx"))
+  cpu_broker0=$(cpu_ticks_of beam_pid); cpu_nginx0=$(cpu_ticks_of nginx_pids "$BENCH/nginx")
   log "$mode: wrk -t$threads -c$conns -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s, pause ${pause} ms per connection"))"
   local output result
   output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$conns \
@@ -193,8 +188,8 @@ run_mode() {
   local cpu_api cpu_consumer cpu_broker cpu_nginx
   cpu_api=$(( ($(cpu_ticks "$API_PID") - cpu_api0) * 100 / ticks_per_s / DURATION ))
   cpu_consumer=$(( ($(cpu_ticks "$CONSUMER_PID") - cpu_consumer0) * 100 / ticks_per_s / DURATION ))
-  cpu_broker=$(( ($(cpu_ticks $(beam_pid)) - cpu_broker0) * 100 / ticks_per_s / DURATION ))
-  cpu_nginx=$(( ($(cpu_ticks $(nginx_pids "$BENCH/nginx")) - cpu_nginx0) * 100 / ticks_per_s / DURATION ))
+  cpu_broker=$(( ($(cpu_ticks_of beam_pid) - cpu_broker0) * 100 / ticks_per_s / DURATION ))
+  cpu_nginx=$(( ($(cpu_ticks_of nginx_pids "$BENCH/nginx") - cpu_nginx0) * 100 / ticks_per_s / DURATION ))
   local drained stored_delta accepted_delta ok202 requests
   drained="ok"
   stored_after="$(wait_drained)" || drained="NOT DRAINED"
@@ -267,18 +262,18 @@ http {
     location / { proxy_pass http://bare; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
-  nginx -p "$BENCH/nginx-ceiling" -c "$BENCH/nginx-ceiling/nginx.conf" -e "$BENCH/nginx-ceiling/logs/error.log"
+  # "-p DIR/", as nginx.sh starts it, so that nginx.sh stop knows the master for ours.
+  nginx -p "$BENCH/nginx-ceiling/" -c "$BENCH/nginx-ceiling/nginx.conf" -e "$BENCH/nginx-ceiling/logs/error.log"
   "$BIN/paredao-ceilings" http204 "$CEIL_NIO_PORT" 1 &
-  local nio=$!
-  PIDS+=("$nio")
-  wait_http "http://127.0.0.1:$CEIL_NIO_PORT/" 30 || true
+  NIO_PID=$!
+  wait_http "http://127.0.0.1:$CEIL_NIO_PORT/" 30 "$NIO_PID" || true
   read -r C_NGINX C_NGINX_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NGINX_PORT/")
   log "ceilings: bare SwiftNIO 204"
   read -r C_NIO C_NIO_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NIO_PORT/")
   log "ceilings: nginx → bare SwiftNIO 204"
   read -r C_PROXY C_PROXY_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_PROXY_PORT/")
-  kill -TERM "$nio" 2>/dev/null || true
-  kill -QUIT "$(cat "$BENCH/nginx-ceiling/nginx.pid")" 2>/dev/null || true
+  stop_pid "$NIO_PID" || true
+  "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx-ceiling" >/dev/null || true
   log "ceilings: RabbitMQ confirmed publishes (200,000 messages, 2,000 in flight, quorum queue)"
   C_PUBLISH="$("$BIN/paredao-ceilings" publish amqp://guest:guest@127.0.0.1:5692/ 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
 }

@@ -6,6 +6,9 @@ set -euo pipefail
 MONITORING_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$MONITORING_DIR")"
 PROG="$(basename "$0")"
+# Plain shellcheck (the monitoring tests run it without -x) cannot follow the library.
+# shellcheck source=SCRIPTDIR/../scripts/lib/proc.sh disable=SC1091
+source "$REPO_ROOT/scripts/lib/proc.sh"
 
 usage() {
     cat <<EOF
@@ -171,52 +174,28 @@ render_config() {
     printf '%s\n' "$text"
 }
 
-# process_state PID -> prints the one-letter state from /proc/PID/stat, or
-# nothing when there is no such process. Zombies (Z) count as gone: kill -0
-# succeeds on them and orphans are not always reaped at once here.
-process_state() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-    stat="${stat##*) }"
-    printf '%s' "${stat%% *}"
-}
-
-# our_pid PIDFILE MARKER -> prints the PID when the PID file names a live
-# process whose command line contains MARKER (our data folder), else nothing.
-our_pid() {
-    local pidfile="$1" marker="$2" pid state cmdline
-    [[ -f "$pidfile" ]] || return 0
-    pid="$(tr -dc '0-9' <"$pidfile")"
-    [[ -n "$pid" ]] || return 0
-    state="$(process_state "$pid")"
-    [[ -n "$state" && "$state" != Z && "$state" != X ]] || return 0
-    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 0
-    [[ "$cmdline" == *"$marker"* ]] || return 0
-    printf '%s' "$pid"
-}
-prom_pid() { our_pid "$PROM_PIDFILE" "--storage.tsdb.path=$PROM_TSDB"; }
-am_pid() { our_pid "$AM_PIDFILE" "--storage.path=$AM_STORAGE"; }
+# prom_pid / am_pid -> the PID when the PID file names a live process whose
+# command line names our data folder, else nothing.
+prom_pid() { proc_pidfile_pid "$PROM_PIDFILE" "--storage.tsdb.path=$PROM_TSDB" || true; }
+am_pid() { proc_pidfile_pid "$AM_PIDFILE" "--storage.path=$AM_STORAGE" || true; }
 
 is_ready() { # ADDR
-    curl -fsS -o /dev/null --max-time 2 "http://$1/-/ready" 2>/dev/null
+    http_ok "http://$1/-/ready"
 }
 
-# wait_ready NAME ADDR PIDFUNC -> 0 when ready within TIMEOUT, 1 otherwise.
+# wait_ready NAME ADDR PIDFUNC -> 0 when ready within TIMEOUT, 1 otherwise
+# (at once when the process is not running or exits meanwhile).
 wait_ready() {
-    local name="$1" addr="$2" pidfunc="$3" deadline
-    deadline=$((SECONDS + TIMEOUT))
-    while :; do
-        if [[ -z "$($pidfunc)" ]]; then
-            echo "$PROG: $name is not running" >&2
-            return 1
-        fi
-        if is_ready "$addr"; then return 0; fi
-        if ((SECONDS >= deadline)); then
-            echo "$PROG: $name not ready at http://$addr after ${TIMEOUT}s" >&2
-            return 1
-        fi
-        sleep 0.2
-    done
+    local name="$1" addr="$2" pid
+    pid="$($3)"
+    if [[ -z "$pid" ]]; then
+        echo "$PROG: $name is not running" >&2
+        return 1
+    fi
+    if ! wait_http "http://$addr/-/ready" "$TIMEOUT" "$pid"; then
+        echo "$PROG: $name not ready at http://$addr" >&2
+        return 1
+    fi
 }
 
 show_log_tail() { # LOGFILE
@@ -230,28 +209,18 @@ need_bin() { # VAR BINARY PACKAGE
     command -v "$2" >/dev/null 2>&1 || die "$2 not found (set $1, or apt-get install $3; see monitoring/install-deps.sh)"
 }
 
-# launch PIDFILE LOGFILE COMMAND... : start COMMAND in its own session; the
-# process writes its own PID file just before exec, so the PID is exact.
+# launch PIDFILE LOGFILE COMMAND... : a header line in LOGFILE, then COMMAND
+# in the background in its own session with its exact PID in PIDFILE.
 launch() {
     local pidfile="$1" logfile="$2"
     shift 2
-    rm -f "$pidfile"
-    {
-        echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) $PROG start: $*"
-    } >>"$logfile"
-    # shellcheck disable=SC2016  # $$ and $@ expand in the child shell
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null &
-    local i
-    for ((i = 0; i < 50; i++)); do
-        [[ -s "$pidfile" ]] && return 0
-        sleep 0.1
-    done
-    die "could not start $1 (no PID file)"
+    echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) $PROG start: $*" >>"$logfile"
+    start_background "${1##*/}" "$logfile" "$pidfile" "$@" || exit 1
 }
 
-# stop_process NAME PIDFILE PIDFUNC
+# stop_process NAME PIDFILE PIDFUNC: TERM, then KILL after TIMEOUT seconds.
 stop_process() {
-    local name="$1" pidfile="$2" pidfunc="$3" pid deadline state
+    local name="$1" pidfile="$2" pidfunc="$3" pid
     pid="$($pidfunc)"
     if [[ -z "$pid" ]]; then
         if [[ -f "$pidfile" ]]; then
@@ -262,19 +231,7 @@ stop_process() {
         fi
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + TIMEOUT))
-    while :; do
-        state="$(process_state "$pid")"
-        if [[ -z "$state" || "$state" == Z || "$state" == X ]]; then break; fi
-        if ((SECONDS >= deadline)); then
-            echo "$PROG: $name (pid $pid) still running after ${TIMEOUT}s: SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-    done
+    stop_pid "$pid" "$TIMEOUT" || true
     rm -f "$pidfile"
     say "$name: stopped (pid $pid)"
 }
@@ -373,29 +330,27 @@ cmd_stop() {
     stop_process alertmanager "$AM_PIDFILE" am_pid
 }
 
-cmd_status() {
-    local rc=0 pid
-    pid="$(prom_pid)"
+# print_status NAME PID ADDR WHY -> one line; 0 when running and ready, 3 otherwise
+# (WHY says what an empty PID means).
+print_status() {
+    local name="$1" pid="$2" addr="$3"
     if [[ -z "$pid" ]]; then
-        echo "prometheus: not running (data $DATA)"
-        rc=3
-    elif is_ready "$PROM_LISTEN"; then
-        echo "prometheus: running (pid $pid, http://$PROM_LISTEN, ready)"
-    else
-        echo "prometheus: running (pid $pid, http://$PROM_LISTEN, NOT ready)"
-        rc=3
+        echo "$name: not running ($4)"
+        return 3
     fi
+    if is_ready "$addr"; then
+        echo "$name: running (pid $pid, http://$addr, ready)"
+        return 0
+    fi
+    echo "$name: running (pid $pid, http://$addr, NOT ready)"
+    return 3
+}
+
+cmd_status() {
+    local rc=0
+    print_status prometheus "$(prom_pid)" "$PROM_LISTEN" "data $DATA" || rc=3
     if [[ -f "$AM_PIDFILE" ]]; then
-        pid="$(am_pid)"
-        if [[ -z "$pid" ]]; then
-            echo "alertmanager: not running (stale PID file)"
-            rc=3
-        elif is_ready "$AM_LISTEN"; then
-            echo "alertmanager: running (pid $pid, http://$AM_LISTEN, ready)"
-        else
-            echo "alertmanager: running (pid $pid, http://$AM_LISTEN, NOT ready)"
-            rc=3
-        fi
+        print_status alertmanager "$(am_pid)" "$AM_LISTEN" "stale PID file" || rc=3
     else
         echo "alertmanager: not started"
     fi

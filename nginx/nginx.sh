@@ -4,6 +4,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=SCRIPTDIR/../scripts/lib/proc.sh
+source "${here}/../scripts/lib/proc.sh"
 
 usage() {
     cat <<USAGE
@@ -53,21 +55,10 @@ conf="${prefix}/nginx.conf"
 pidfile="${prefix}/nginx.pid"
 nginx_cmd=(nginx -p "${prefix}/" -c "$conf" -e "${prefix}/logs/error.log")
 
-# A pid counts as running unless it is gone or a zombie (zombies are not reaped
-# at once on these machines, and kill -0 succeeds on them).
-alive() {
-    local pid="$1" state
-    [[ -r "/proc/${pid}/stat" ]] || return 1
-    state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/${pid}/stat" 2>/dev/null)" || return 1
-    [[ "$state" != "Z" && "$state" != "X" ]]
-}
-
+# The master's pid, when the pid file names a live nginx started with this prefix
+# (its command line shows "-p PREFIX/"), so a reused pid is never taken for ours.
 running_pid() {
-    local pid
-    [[ -s "$pidfile" ]] || return 1
-    pid="$(tr -dc '0-9' < "$pidfile")"
-    [[ -n "$pid" ]] && alive "$pid" || return 1
-    echo "$pid"
+    proc_pidfile_pid "$pidfile" "-p ${prefix}/"
 }
 
 render_if_needed() {
@@ -92,33 +83,17 @@ case "$command" in
         fi
         rm -f "$pidfile"
         "${nginx_cmd[@]}"
-        for _ in $(seq 50); do
-            if pid="$(running_pid)"; then
-                echo "nginx.sh: started (pid ${pid}), logs in ${prefix}/logs"
-                exit 0
-            fi
-            sleep 0.1
-        done
-        die "nginx did not start; see ${prefix}/logs/error.log"
+        wait_until 5 running_pid >/dev/null || die "nginx did not start; see ${prefix}/logs/error.log"
+        echo "nginx.sh: started (pid $(running_pid)), logs in ${prefix}/logs"
         ;;
     stop)
         if ! pid="$(running_pid)"; then
             echo "nginx.sh: not running for ${prefix}"
             exit 0
         fi
-        kill -QUIT "$pid" 2>/dev/null || true
-        for _ in $(seq 150); do
-            alive "$pid" || { echo "nginx.sh: stopped"; exit 0; }
-            sleep 0.1
-        done
-        echo "nginx.sh: graceful stop timed out; terminating" >&2
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            alive "$pid" || { echo "nginx.sh: stopped"; exit 0; }
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        echo "nginx.sh: killed"
+        # QUIT lets the workers finish their requests; TERM after 15 s, KILL 5 s later.
+        stop_pid "$pid" 15 QUIT || die "nginx (pid ${pid}) did not stop"
+        echo "nginx.sh: stopped"
         ;;
     reload)
         pid="$(running_pid)" || die "nginx does not run for ${prefix}"

@@ -4,6 +4,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RMQ_BIN=/usr/lib/rabbitmq/bin
+# shellcheck source=SCRIPTDIR/lib/proc.sh
+source "$ROOT/scripts/lib/proc.sh"
 
 usage() {
   cat <<'TXT'
@@ -65,23 +67,32 @@ ctl() {
   "$RMQ_BIN/rabbitmqctl" -q "$@"
 }
 
+# node_pid: the node's pid from its own pid file, when that process runs and its command
+# line names our HOME (so a reused pid is not taken for ours).
+node_pid() {
+  proc_pidfile_pid "$RABBITMQ_PID_FILE" "-home $HOME"
+}
+
+# Asks the node only when its process runs: a CLI call with no node behind it leaves
+# an epmd running on our port.
 is_up() {
-  ctl status >/dev/null 2>&1
+  node_pid >/dev/null && ctl status >/dev/null 2>&1
 }
 
 amqp_accepts() {
   (exec 3<>"/dev/tcp/127.0.0.1/$RABBITMQ_NODE_PORT") 2>/dev/null
 }
 
+# ping can answer before AMQP does: wait for both the port and await_startup.
+is_started() {
+  amqp_accepts && ctl await_startup --timeout 5 >/dev/null 2>&1
+}
+
 wait_up() {
-  local deadline=$((SECONDS + 90))
-  until amqp_accepts && ctl await_startup --timeout 5 >/dev/null 2>&1; do
-    if ((SECONDS > deadline)); then
-      echo "RabbitMQ did not start; see $RABBITMQ_LOG_BASE and $RMQ_DIR/server.out" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
+  if ! wait_until 90 is_started; then
+    echo "RabbitMQ did not start; see $RABBITMQ_LOG_BASE and $RMQ_DIR/server.out" >&2
+    return 1
+  fi
 }
 
 start() {
@@ -102,26 +113,14 @@ stop() {
   if is_up; then
     ctl shutdown >/dev/null 2>&1 || true
   fi
+  # shutdown returns once the node stopped; one that did not gets 30 s, then TERM and KILL.
   local pid
-  if [[ -f "$RABBITMQ_PID_FILE" ]]; then
-    pid="$(cat "$RABBITMQ_PID_FILE")"
-    wait_gone "$pid"
-    rm -f "$RABBITMQ_PID_FILE"
+  if pid="$(node_pid)" && ! proc_wait_gone "$pid" 30; then
+    stop_pid "$pid" 5 || true
   fi
+  rm -f "$RABBITMQ_PID_FILE"
   /usr/bin/epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
   echo "RabbitMQ stopped"
-}
-
-# Waits until PID is gone or a zombie (orphans are not reaped at once here).
-wait_gone() {
-  local pid="$1" deadline=$((SECONDS + 30))
-  while [[ -e "/proc/$pid" ]] && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]]; do
-    if ((SECONDS > deadline)); then
-      kill -9 "$pid" 2>/dev/null || true
-      return 0
-    fi
-    sleep 0.2
-  done
 }
 
 main() {

@@ -8,7 +8,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 STACK="$ROOT/var/test/stack"
-PIDS=()
 FAILED=0
 PASSED=0
 
@@ -22,26 +21,14 @@ Alertmanager 19093. Everything lives in var/test/stack and is stopped at exit.
 TXT
 }
 
+# shellcheck source=SCRIPTDIR/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
+
 log() { printf '\n[stack] %s\n' "$*"; }
 
 cleanup() {
   "$ROOT/monitoring/monitoring.sh" stop --data "$STACK/monitoring" -q >/dev/null 2>&1 || true
-  "$ROOT/nginx/nginx.sh" stop --prefix "$STACK/nginx" >/dev/null 2>&1 || true
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-
-wait_http() {
-  local url="$1" deadline=$((SECONDS + ${2:-60}))
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    ((SECONDS < deadline)) || { echo "timed out waiting for $url" >&2; return 1; }
-    sleep 0.2
-  done
+  stack_stop "$STACK"
 }
 
 start_stack() {
@@ -56,17 +43,10 @@ start_stack() {
   export PAREDAO_API_PORT=18080 PAREDAO_API_METRICS_PORT=19101 PAREDAO_CONSUMER_METRICS_PORT=19102
   export PAREDAO_POW_DIFFICULTY=12 PAREDAO_POW_MAX_DIFFICULTY=14
   export PAREDAO_CONFIRM_TIMEOUT_MS=2000 PAREDAO_TOTALS_REFRESH_MS=500
-  "$bin/VoteConsumer" >>"$STACK/log/consumer.log" 2>&1 &
-  PIDS+=($!)
-  "$bin/VoteAPI" >>"$STACK/log/api.log" 2>&1 &
-  PIDS+=($!)
-  wait_http http://127.0.0.1:18080/readyz 60
-
   head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$STACK/panel-password"
-  "$ROOT/nginx/make-htpasswd.sh" produtor "$STACK/panel-password" "$STACK/htpasswd" >/dev/null
-  "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx" --listen 127.0.0.1:18000 \
-    --api 127.0.0.1:18080 --htpasswd "$STACK/htpasswd" >/dev/null
-  wait_http http://127.0.0.1:18000/ 30
+  # PIDs in var/test/stack/run/, logs in var/test/stack/log/, nginx in var/test/stack/nginx/.
+  stack_start --dir "$STACK" --bin "$bin" --api-port 18080 --web-port 18000 \
+    --password "$STACK/panel-password" --htpasswd "$STACK/htpasswd"
 
   PAREDAO_PROM_LISTEN=127.0.0.1:19090 PAREDAO_AM_LISTEN=127.0.0.1:19093 \
     PAREDAO_API_METRICS_TARGET=127.0.0.1:19101 PAREDAO_CONSUMER_METRICS_TARGET=127.0.0.1:19102 \

@@ -41,11 +41,7 @@ struct ConsumerConfiguration: Sendable {
     init(_ command: VoteConsumerCommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
         common = try CommonSettings(command.common, environment: env)
-        do {
-            store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
-        } catch {
-            throw ConfigurationError(key: CommonSettings.store.key, message: error.message)
-        }
+        store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
         batchSize = try ConsumerSettings.batchSize.value(flag: command.batchSize, environment: env)
         batchMillis = try ConsumerSettings.batchMillis.value(flag: command.batchMillis, environment: env)
         prefetch = try ConsumerSettings.prefetch.value(flag: command.prefetch, environment: env)

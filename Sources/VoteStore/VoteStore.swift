@@ -48,10 +48,10 @@ public struct StoreConfiguration: Sendable {
     public var kind: Kind
     public var sqlitePath: String
 
-    /// `kind` is a store's name (`sqlite`); an unknown name is an error.
-    public init(kind: String, sqlitePath: String) throws(StoreError) {
-        guard let known = Kind(rawValue: kind) else {
-            throw StoreError(operation: "configure", code: -1, message: "unknown store \"\(kind)\" (known: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+    /// `kind` is a store's name (`sqlite`); an unknown name is an error of `PAREDAO_STORE`.
+    public init(kind: String, sqlitePath: String) throws(ConfigurationError) {
+        guard let known = Kind(rawValue: kind.lowercased()) else {
+            throw ConfigurationError(key: "PAREDAO_STORE", message: "unknown store \"\(kind)\" (known: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         self.kind = known
         self.sqlitePath = sqlitePath

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import RabbitMQ
+import Testing
 import VoteShared
 
 /// What the integration suite needs from its environment (see `./run.sh test`).
@@ -22,6 +23,11 @@ enum IntegrationEnvironment {
     }
 }
 
+/// The integration suites share one broker, and one of their tests stops it: they run one
+/// at a time (`.serialized` reaches every nested suite), never beside each other.
+@Suite("Integration on a real RabbitMQ", .serialized, .enabled(if: IntegrationEnvironment.isConfigured, "needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (./run.sh test sets them)"))
+struct RealBrokerSuites {}
+
 struct HarnessError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -35,32 +41,57 @@ final class ChildProcess: @unchecked Sendable {
     let name: String
     let logFile: URL
     let pid: pid_t
-    private var exited = false
 
-    init(name: String, executable: String, environment: [String: String], folder: URL) throws {
+    init(name: String, executable: String, arguments: [String] = [], environment: [String: String], folder: URL) throws {
         self.name = name
         logFile = folder.appendingPathComponent("\(name).log")
         let path = IntegrationEnvironment.binaryFolder.appendingPathComponent(executable).path
-        pid = try spawn([path], environment: environment, output: logFile.path)
+        pid = try spawn([path] + arguments, environment: environment, output: logFile.path)
     }
+
+    init(name: String, pid: pid_t, logFile: URL) {
+        self.name = name
+        self.pid = pid
+        self.logFile = logFile
+    }
+
+    /// The wait status once the process exited.
+    private(set) var exitStatus: Int32?
 
     /// SIGKILL: the process gets no chance to finish anything.
     func kill() {
-        signalAndWait(SIGKILL)
+        Foundation.kill(pid, SIGKILL)
+        _ = reap(within: .seconds(10))
     }
 
-    /// SIGTERM, then wait for a clean exit.
-    func terminate() {
-        signalAndWait(SIGTERM)
+    /// SIGTERM, then wait up to `deadline` for a clean exit; a process that hangs is killed.
+    /// Returns whether it exited by itself.
+    @discardableResult
+    func terminate(deadline: Duration = .seconds(15)) -> Bool {
+        guard exitStatus == nil else { return true }
+        Foundation.kill(pid, SIGTERM)
+        if reap(within: deadline) { return true }
+        kill()
+        return false
     }
 
-    private func signalAndWait(_ signal: Int32) {
-        guard !exited else { return }
-        Foundation.kill(pid, signal)
+    /// Waits up to `timeout` for the process to exit; returns whether it did.
+    func reap(within timeout: Duration) -> Bool {
+        if exitStatus != nil { return true }
+        let deadline = ContinuousClock.now + timeout
         var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
-        exited = true
+        while ContinuousClock.now < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status
+                return true
+            }
+            usleep(10_000)
+        }
+        return false
     }
+
+    /// Whether it exited with status 0 (and not by a signal).
+    var exitedCleanly: Bool { exitStatus.map { $0 & 0x7f == 0 && ($0 >> 8) & 0xff == 0 } ?? false }
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 }
@@ -190,14 +221,16 @@ final class TestStack: @unchecked Sendable {
     }
 }
 
-/// Runs the broker control command (`stop` / `start`).
+/// Runs the broker control command (`stop` / `start`), killed if it takes over 2 minutes.
 func controlBroker(_ action: String) throws {
     guard let command = IntegrationEnvironment.brokerControl else { throw HarnessError("PAREDAO_TEST_BROKER_CTL is not set") }
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-broker-control.log").path
-    let pid = try spawn(["/bin/sh", "-c", "\(command) \(action)"], environment: ProcessInfo.processInfo.environment, output: log)
-    var status: Int32 = 0
-    _ = waitpid(pid, &status, 0)
-    guard status == 0 else { throw HarnessError("broker \(action) failed (wait status \(status)); see \(log)") }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-broker-control.log")
+    let control = ChildProcess(name: "broker-\(action)", pid: try spawn(["/bin/sh", "-c", "\(command) \(action)"], environment: ProcessInfo.processInfo.environment, output: log.path), logFile: log)
+    guard control.reap(within: .seconds(120)) else {
+        control.kill()
+        throw HarnessError("broker \(action) hung for 2 minutes and was killed; see \(log.path)")
+    }
+    guard control.exitedCleanly else { throw HarnessError("broker \(action) failed (wait status \(control.exitStatus ?? -1)); see \(log.path)") }
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

@@ -8,59 +8,63 @@ import Synchronization
 @testable import VoteAPI
 import VoteShared
 
-@Suite("Publisher on a real RabbitMQ", .serialized, .enabled(if: IntegrationEnvironment.isConfigured, "needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (./run.sh test sets them)"))
-struct PublisherTests {
-    /// Stopping (SIGTERM) while votes sit in the publisher's mailbox — it lingers 50 ms
-    /// between messages here — answers every one of them: each vote's future completes,
-    /// confirmed ones are in the queue, the rest fail with `unavailable` (answered 503).
-    @Test func stoppingAnswersEveryVoteItWasGiven() async throws {
-        let url = try #require(IntegrationEnvironment.amqpURL.flatMap(AMQPURL.init))
-        let queue = "paredao.test.publisher-stop.\(UInt32.random(in: 0...UInt32.max))"
-        let publisher = VotePublisher(settings: .init(
-            url: url, queue: queue, quorum: true, deadLetterQueue: queue + ".dead", confirmTimeout: .seconds(5),
-            maxVotesPerMessage: 64, maxInFlight: 2048, maxQueued: 100_000, linger: .milliseconds(50), lingerAboveRate: 0
-        ))
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let running = Task { await ThreadService(publisher, threadName: "amqp-publisher-test").run() }
-        try await waitUntil("the publisher is connected", timeout: .seconds(10)) { publisher.isConnected }
+extension RealBrokerSuites {
+    @Suite("Publisher on a real RabbitMQ")
+    struct PublisherTests {
+        /// Stopping (SIGTERM) while votes sit in the publisher's mailbox — it lingers 50 ms
+        /// between messages here — answers every one of them: each vote's future completes,
+        /// confirmed ones are in the queue, the rest fail with `unavailable` (answered 503).
+        @Test func stoppingAnswersEveryVoteItWasGiven() async throws {
+            let url = try #require(IntegrationEnvironment.amqpURL.flatMap(AMQPURL.init))
+            let queue = "paredao.test.publisher-stop.\(UInt32.random(in: 0...UInt32.max))"
+            let publisher = VotePublisher(settings: .init(
+                url: url, queue: queue, quorum: true, deadLetterQueue: queue + ".dead", confirmTimeout: .seconds(5),
+                maxVotesPerMessage: 64, maxInFlight: 2048, maxQueued: 100_000, linger: .milliseconds(50), lingerAboveRate: 0
+            ))
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let running = Task { await ThreadService(publisher, threadName: "amqp-publisher-test").run() }
+            try await waitUntil("the publisher is connected", timeout: .seconds(10)) { publisher.isConnected }
 
-        func vote() -> Vote {
-            Vote(id: .random(), pollID: "paredao-test", participantID: "aline", acceptedAtMillis: Timestamp.nowMillis())
-        }
-        // One confirmed vote, then a pause, so the publisher's rate window closes and it lingers.
-        try await publisher.publish(vote(), on: loop).get()
-        try await Task.sleep(for: .milliseconds(80))
-
-        let votes = (0..<2_000).map { _ in vote() }
-        let outcomes = Mutex<[VoteID: Result<Void, PublishError>]>([:])
-        for vote in votes {
-            publisher.publish(vote, on: loop).whenComplete { result in
-                outcomes.withLock { $0[vote.id] = result.mapError { $0 as? PublishError ?? .rejected } }
+            func vote() -> Vote {
+                Vote(id: .random(), pollID: "paredao-test", participantID: "aline", acceptedAtMillis: Timestamp.nowMillis())
             }
-        }
-        let stopStarted = ContinuousClock.now
-        publisher.requestStop()
-        await running.value
-        #expect(ContinuousClock.now - stopStarted < .seconds(5), "the publisher thread ends within 5 s of the stop")
+            // Confirmed votes until the publisher's rate window closes and it lingers.
+            try await waitUntil("the publisher lingers", timeout: .seconds(10), every: .milliseconds(10)) {
+                try await publisher.publish(vote(), on: loop).get()
+                return publisher.isLingering
+            }
 
-        try await waitUntil("every vote is answered", timeout: .seconds(10)) { outcomes.withLock { $0.count } == votes.count }
-        let answered = outcomes.withLock { $0 }
-        let confirmed = Set(answered.filter { (try? $0.value.get()) != nil }.keys)
-        let failures = answered.values.compactMap { result -> PublishError? in
-            if case .failure(let error) = result { return error }
-            return nil
-        }
-        #expect(failures.allSatisfy { $0 == .unavailable }, "votes cut off by the stop are answered 503 unavailable")
-        #expect(!failures.isEmpty, "votes were still waiting in the mailbox when the publisher stopped")
+            let votes = (0..<2_000).map { _ in vote() }
+            let outcomes = Mutex<[VoteID: Result<Void, PublishError>]>([:])
+            for vote in votes {
+                publisher.publish(vote, on: loop).whenComplete { result in
+                    outcomes.withLock { $0[vote.id] = result.mapError { $0 as? PublishError ?? .rejected } }
+                }
+            }
+            let stopStarted = ContinuousClock.now
+            publisher.requestStop()
+            await running.value
+            #expect(ContinuousClock.now - stopStarted < .seconds(5), "the publisher thread ends within 5 s of the stop")
 
-        // Every vote the publisher confirmed is in the queue.
-        let consumer = try AMQPConnection(url: url)
-        try consumer.setPrefetch(1000)
-        try consumer.startConsuming(queue)
-        var queued = Set<VoteID>()
-        while let delivery = try consumer.nextDelivery(timeout: .seconds(2)) {
-            for vote in try VoteMessage.decode(delivery.body) { queued.insert(vote.id) }
+            try await waitUntil("every vote is answered", timeout: .seconds(10)) { outcomes.withLock { $0.count } == votes.count }
+            let answered = outcomes.withLock { $0 }
+            let confirmed = Set(answered.filter { (try? $0.value.get()) != nil }.keys)
+            let failures = answered.values.compactMap { result -> PublishError? in
+                if case .failure(let error) = result { return error }
+                return nil
+            }
+            #expect(failures.allSatisfy { $0 == .unavailable }, "votes cut off by the stop are answered 503 unavailable")
+            #expect(!failures.isEmpty, "votes were still waiting in the mailbox when the publisher stopped")
+
+            // Every vote the publisher confirmed is in the queue.
+            let consumer = try AMQPConnection(url: url)
+            try consumer.setPrefetch(1000)
+            try consumer.startConsuming(queue)
+            var queued = Set<VoteID>()
+            while let delivery = try consumer.nextDelivery(timeout: .seconds(2)) {
+                for vote in try VoteMessage.decode(delivery.body) { queued.insert(vote.id) }
+            }
+            #expect(confirmed.isSubset(of: queued), "\(confirmed.subtracting(queued).count) confirmed votes are missing from the queue")
         }
-        #expect(confirmed.isSubset(of: queued), "\(confirmed.subtracting(queued).count) confirmed votes are missing from the queue")
     }
 }

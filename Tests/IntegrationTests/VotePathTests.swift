@@ -70,14 +70,22 @@ final class Progress: Sendable {
     }
 }
 
-/// Waits until the store's total reaches `expected`, then checks it stays there.
+/// Waits until the store's total reaches `expected` and the queue is empty, then checks it
+/// stays there over three more snapshots read from the store after that.
 func expectTotalsSettle(_ stack: TestStack, at expected: Int, timeout: Duration = .seconds(90)) async throws -> [String: Any] {
-    try await waitUntil("the total reaches \(expected)", timeout: timeout, every: .milliseconds(250)) {
-        (try await stack.totals()["total"] as? Int) ?? -1 >= expected
+    try await waitUntil("the total reaches \(expected) and the queue is empty", timeout: timeout, every: .milliseconds(250)) {
+        let counted = try await stack.totals()["total"] as? Int ?? -1
+        return try counted >= expected && stack.queueDepth() == 0
     }
-    try await Task.sleep(for: .seconds(1.5))
-    let totals = try await stack.totals()
-    #expect(totals["total"] as? Int == expected, "votes counted more than once")
+    var snapshots: [String] = []
+    var totals: [String: Any] = [:]
+    try await waitUntil("three more snapshots are read", timeout: .seconds(30), every: .milliseconds(100)) {
+        totals = try await stack.totals()
+        let asOf = totals["asOf"] as? String ?? ""
+        if snapshots.last != asOf { snapshots.append(asOf) }
+        #expect(totals["total"] as? Int == expected, "votes counted more than once")
+        return snapshots.count > 3
+    }
     return totals
 }
 
@@ -98,125 +106,126 @@ func votesByHour(_ totals: [String: Any]) -> [String: [String: Int]] {
     return result
 }
 
-@Suite("Vote path on a real RabbitMQ", .serialized, .enabled(if: IntegrationEnvironment.isConfigured, "needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (./run.sh test sets them)"))
-struct VotePathTests {
-    @Test func tenThousandVotesAreCountedOverallPerParticipantAndPerHour() async throws {
-        let stack = try TestStack()
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        let tally = await postVotes(10_000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
-        #expect(tally.statuses == [202: 10_000])
-        let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
-        #expect(votesByParticipant(totals) == tally.accepted)
-        #expect(votesByHour(totals) == tally.acceptedByHour)
-        let hours = totals["hours"] as? [[String: Any]] ?? []
-        #expect(hours.reduce(0) { $0 + ($1["total"] as? Int ?? 0) } == 10_000)
-        let shares = (totals["participants"] as? [[String: Any]] ?? []).compactMap { $0["percentage"] as? Double }
-        #expect(abs(shares.reduce(0, +) - 100) < 0.05)
-    }
-
-    @Test func aRetriedClickWithTheSameVoteIdIsCountedOnce() async throws {
-        let stack = try TestStack()
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        let token = stack.token()
-        let click = UUID().uuidString
-        for _ in 0..<3 {
-            #expect(try await stack.vote("diego", token: token, voteID: click).status == 202)
+extension RealBrokerSuites {
+    @Suite("Vote path on a real RabbitMQ")
+    struct VotePathTests {
+        @Test func tenThousandVotesAreCountedOverallPerParticipantAndPerHour() async throws {
+            let stack = try TestStack()
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let tally = await postVotes(10_000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
+            #expect(tally.statuses == [202: 10_000])
+            let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
+            #expect(votesByParticipant(totals) == tally.accepted)
+            #expect(votesByHour(totals) == tally.acceptedByHour)
+            let hours = totals["hours"] as? [[String: Any]] ?? []
+            #expect(hours.reduce(0) { $0 + ($1["total"] as? Int ?? 0) } == 10_000)
+            let shares = (totals["participants"] as? [[String: Any]] ?? []).compactMap { $0["percentage"] as? Double }
+            #expect(abs(shares.reduce(0, +) - 100) < 0.05)
         }
-        #expect(try await stack.vote("camila", token: token).status == 202)
-        let totals = try await expectTotalsSettle(stack, at: 2)
-        #expect(votesByParticipant(totals) == ["aline": 0, "diego": 1, "camila": 1])
-    }
 
-    @Test func aConsumerKilledMidStreamStillCountsEveryAcceptedVoteExactlyOnce() async throws {
-        let stack = try TestStack(extraEnvironment: ["PAREDAO_CONSUMER_BATCH_SIZE": "200", "PAREDAO_CONSUMER_BATCH_MS": "20"])
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        let accepted = Progress()
-        let token = stack.token()
-        let sender = Task { await postVotes(6000, concurrency: 16, stack: stack, token: token, participant: skewedParticipant, progress: accepted) }
-        try await waitUntil("1,500 votes were accepted", timeout: .seconds(120)) { accepted.count.load(ordering: .relaxed) >= 1500 }
-        let killedConsumer = try #require(stack.consumer)
-        killedConsumer.kill()
-        let acceptedAtKill = accepted.count.load(ordering: .relaxed)
-        try await Task.sleep(for: .seconds(1))
-        try stack.startConsumer()
-        let tally = await sender.value
-        #expect(acceptedAtKill < tally.acceptedCount, "the consumer must die while votes are still flowing")
-        #expect(tally.statuses == [202: 6000])
-        let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
-        #expect(votesByParticipant(totals) == tally.accepted)
-        #expect(votesByHour(totals) == tally.acceptedByHour)
-    }
-
-    @Test func underLoadVotesShareAMQPMessagesAndEachIsStillCountedOnce() async throws {
-        // Linger at any rate, 5 ms: 32 voters at once must share messages.
-        let metricsPort = try TestStack.freePort()
-        let stack = try TestStack(extraEnvironment: [
-            "PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "5000", "PAREDAO_API_METRICS_PORT": String(metricsPort),
-        ])
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        let tally = await postVotes(3000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
-        #expect(tally.statuses == [202: 3000])
-        let totals = try await expectTotalsSettle(stack, at: 3000)
-        #expect(votesByParticipant(totals) == tally.accepted)
-        let metrics = try await stack.http.send("GET", "http://127.0.0.1:\(metricsPort)/metrics").text
-        let messages = metrics.split(separator: "\n").first { $0.hasPrefix("paredao_publish_messages_total ") }
-            .flatMap { Double($0.split(separator: " ").last ?? "") }
-        let published = try #require(messages, "the API exports paredao_publish_messages_total")
-        #expect(published >= 3000 / 512, "at most 512 votes per message")
-        #expect(published <= 3000 / 4, "votes are packed: \(Int(published)) messages for 3,000 votes")
-    }
-
-    @Test func anUndecodableMessageIsDeadLetteredWithAnErrorAndCountsNothing() async throws {
-        let stack = try TestStack()
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        #expect(try await stack.vote("aline", token: stack.token()).status == 202)
-        let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
-        let garbage = Array(#"{"participant":"aline"}"#.utf8)
-        try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, body: $0) }
-        try await waitUntil("the message reaches the dead-letter queue", timeout: .seconds(20)) {
-            try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == 1
+        @Test func aRetriedClickWithTheSameVoteIdIsCountedOnce() async throws {
+            let stack = try TestStack()
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let token = stack.token()
+            let click = UUID().uuidString
+            for _ in 0..<3 {
+                #expect(try await stack.vote("diego", token: token, voteID: click).status == 202)
+            }
+            #expect(try await stack.vote("camila", token: token).status == 202)
+            let totals = try await expectTotalsSettle(stack, at: 2)
+            #expect(votesByParticipant(totals) == ["aline": 0, "diego": 1, "camila": 1])
         }
-        #expect(try stack.queueDepth() == 0)
-        let errorLine = stack.consumer?.log.split(separator: "\n").first { $0.contains("\"level\":\"ERROR\"") && $0.contains("dead-letter") }
-        #expect(errorLine != nil, "the consumer logs an ERROR line for the dead-lettered message")
-        #expect(try await stack.vote("camila", token: stack.token()).status == 202)
-        let totals = try await expectTotalsSettle(stack, at: 2)
-        #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
-    }
 
-    @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {
-        let stack = try TestStack()
-        defer { stack.stopAll() }
-        try stack.startConsumer()
-        try await stack.startAPI()
-        let token = stack.token()
-        #expect(try await stack.vote("aline", token: token).status == 202)
+        @Test func aConsumerKilledMidStreamStillCountsEveryAcceptedVoteExactlyOnce() async throws {
+            let stack = try TestStack(extraEnvironment: ["PAREDAO_CONSUMER_BATCH_SIZE": "200", "PAREDAO_CONSUMER_BATCH_MS": "20"])
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let accepted = Progress()
+            let token = stack.token()
+            let sender = Task { await postVotes(6000, concurrency: 16, stack: stack, token: token, participant: skewedParticipant, progress: accepted) }
+            try await waitUntil("1,500 votes were accepted", timeout: .seconds(120)) { accepted.count.load(ordering: .relaxed) >= 1500 }
+            let killedConsumer = try #require(stack.consumer)
+            killedConsumer.kill()
+            let acceptedAtKill = accepted.count.load(ordering: .relaxed)
+            try stack.startConsumer()
+            let tally = await sender.value
+            #expect(acceptedAtKill < tally.acceptedCount, "the consumer must die while votes are still flowing")
+            #expect(tally.statuses == [202: 6000])
+            let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
+            #expect(votesByParticipant(totals) == tally.accepted)
+            #expect(votesByHour(totals) == tally.acceptedByHour)
+        }
 
-        try controlBroker("stop")
-        var restarted = false
-        defer { if !restarted { try? controlBroker("start") } }
-        try await waitUntil("/readyz fails", timeout: .seconds(20)) { try await stack.get("/readyz").status == 503 }
-        let refused = try await stack.vote("aline", token: token)
-        #expect(refused.status == 503)
-        #expect(["broker_unavailable", "broker_timeout"].contains(refused.errorCode ?? ""))
-        #expect(refused.headers["retry-after"] != nil)
-        #expect(try await stack.get("/healthz").status == 200)
+        @Test func underLoadVotesShareAMQPMessagesAndEachIsStillCountedOnce() async throws {
+            // Linger at any rate, 5 ms: 32 voters at once must share messages.
+            let metricsPort = try TestStack.freePort()
+            let stack = try TestStack(extraEnvironment: [
+                "PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "5000", "PAREDAO_API_METRICS_PORT": String(metricsPort),
+            ])
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let tally = await postVotes(3000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
+            #expect(tally.statuses == [202: 3000])
+            let totals = try await expectTotalsSettle(stack, at: 3000)
+            #expect(votesByParticipant(totals) == tally.accepted)
+            let metrics = try await stack.http.send("GET", "http://127.0.0.1:\(metricsPort)/metrics").text
+            let messages = metrics.split(separator: "\n").first { $0.hasPrefix("paredao_publish_messages_total ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+            let published = try #require(messages, "the API exports paredao_publish_messages_total")
+            #expect(published >= 3000 / 512, "at most 512 votes per message")
+            #expect(published <= 3000 / 4, "votes are packed: \(Int(published)) messages for 3,000 votes")
+        }
 
-        try controlBroker("start")
-        restarted = true
-        try await waitUntil("/readyz succeeds again", timeout: .seconds(60)) { try await stack.get("/readyz").status == 200 }
-        try await waitUntil("a vote is accepted again", timeout: .seconds(30)) { try await stack.vote("camila", token: token).status == 202 }
-        let totals = try await expectTotalsSettle(stack, at: 2)
-        #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
+        @Test func anUndecodableMessageIsDeadLetteredWithAnErrorAndCountsNothing() async throws {
+            let stack = try TestStack()
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            #expect(try await stack.vote("aline", token: stack.token()).status == 202)
+            let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
+            let garbage = Array(#"{"participant":"aline"}"#.utf8)
+            try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, body: $0) }
+            try await waitUntil("the message reaches the dead-letter queue", timeout: .seconds(20)) {
+                try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == 1
+            }
+            #expect(try stack.queueDepth() == 0)
+            let errorLine = stack.consumer?.log.split(separator: "\n").first { $0.contains("\"level\":\"ERROR\"") && $0.contains("dead-letter") }
+            #expect(errorLine != nil, "the consumer logs an ERROR line for the dead-lettered message")
+            #expect(try await stack.vote("camila", token: stack.token()).status == 202)
+            let totals = try await expectTotalsSettle(stack, at: 2)
+            #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
+        }
+
+        @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {
+            let stack = try TestStack()
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let token = stack.token()
+            #expect(try await stack.vote("aline", token: token).status == 202)
+
+            try controlBroker("stop")
+            var restarted = false
+            defer { if !restarted { try? controlBroker("start") } }
+            try await waitUntil("/readyz fails", timeout: .seconds(20)) { try await stack.get("/readyz").status == 503 }
+            let refused = try await stack.vote("aline", token: token)
+            #expect(refused.status == 503)
+            #expect(["broker_unavailable", "broker_timeout"].contains(refused.errorCode ?? ""))
+            #expect(refused.headers["retry-after"] != nil)
+            #expect(try await stack.get("/healthz").status == 200)
+
+            try controlBroker("start")
+            restarted = true
+            try await waitUntil("/readyz succeeds again", timeout: .seconds(60)) { try await stack.get("/readyz").status == 200 }
+            try await waitUntil("a vote is accepted again", timeout: .seconds(30)) { try await stack.vote("camila", token: token).status == 202 }
+            let totals = try await expectTotalsSettle(stack, at: 2)
+            #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
+        }
     }
 }

@@ -26,6 +26,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
 MON="$REPO_ROOT/monitoring"
+# Plain shellcheck (test_monitoring.py runs it without -x) cannot follow the library.
+# shellcheck source=SCRIPTDIR/../../scripts/lib/proc.sh disable=SC1091
+source "$REPO_ROOT/scripts/lib/proc.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -79,6 +82,11 @@ prom_value() {
         python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317  # called by wait_until
+scrapes_api() {
+    [[ "$(prom_value 'min(up{job="paredao-api"})')" == 1 ]]
+}
+
 firing_alerts() {
     curl -fsS --max-time 5 "$PROM/api/v1/alerts" 2>/dev/null |
         python3 -c 'import json,sys; print(" ".join(sorted({a["labels"]["alertname"] for a in json.load(sys.stdin)["data"]["alerts"] if a["state"] == "firing"})))' 2>/dev/null || true
@@ -106,12 +114,12 @@ fi
 if curl -fsS --max-time 5 -o /dev/null "$API/healthz"; then pass "API answers $API/healthz"; else fail "API not reachable at $API"; finish; fi
 if curl -fsS --max-time 5 -o /dev/null "$PROM/-/ready"; then pass "Prometheus ready at $PROM"; else fail "Prometheus not ready at $PROM (monitoring/monitoring.sh start)"; finish; fi
 
-deadline=$((SECONDS + 30))
-until [[ "$(prom_value 'min(up{job="paredao-api"})')" == 1 ]]; do
-    if ((SECONDS >= deadline)); then fail "Prometheus does not scrape paredao-api (see monitoring.sh targets)"; finish; fi
-    sleep 1
-done
-pass "Prometheus scrapes paredao-api"
+if wait_until 30 scrapes_api; then
+    pass "Prometheus scrapes paredao-api"
+else
+    fail "Prometheus does not scrape paredao-api (see monitoring.sh targets)"
+    finish
+fi
 
 # Session: challenge -> proof of work -> token.
 curl -fsS --max-time 10 -X POST "$API/api/v1/challenges" -o "$WORK/challenge.json" || { fail "POST /api/v1/challenges"; finish; }

@@ -99,11 +99,7 @@ struct APIConfiguration: Sendable {
     init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
         common = try CommonSettings(command.common, environment: env)
-        do {
-            store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
-        } catch {
-            throw ConfigurationError(key: CommonSettings.store.key, message: error.message)
-        }
+        store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
         host = try APISettings.host.value(flag: command.host, environment: env)
         port = try APISettings.port.value(flag: command.port, environment: env)
         metricsPort = try APISettings.metricsPort.value(flag: command.metricsPort, environment: env)

@@ -51,6 +51,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
     private let mailbox = Mutex(Mailbox())
     private let wakeUp = Wakeup()
     private let connected = Atomic<Bool>(false)
+    private let lingering = Atomic<Bool>(false)
     private let logger = Logger(label: "VoteAPI.publisher")
     private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
     private let reconnects = Counter(label: "paredao_broker_reconnects_total")
@@ -65,6 +66,9 @@ final class VotePublisher: VotePublishing, BlockingWorker {
 
     /// Whether the publisher holds a working broker connection.
     var isConnected: Bool { connected.load(ordering: .relaxed) }
+
+    /// Whether votes arrive fast enough that they wait to share messages.
+    var isLingering: Bool { lingering.load(ordering: .relaxed) }
 
     /// Queues `vote`; the future succeeds once RabbitMQ confirmed it.
     func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -224,6 +228,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                 return (jobs, box.stopping)
             }
             carryOut(machine.jobsArrived(jobs, now: .now))
+            publisher.lingering.store(machine.isLingering, ordering: .relaxed)
             if stopping { carryOut(machine.stopRequested()) }
         }
 
