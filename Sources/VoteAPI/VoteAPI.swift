@@ -13,7 +13,8 @@ import VoteStore
 struct VoteAPI {
     let application: APIApplication
     /// Publisher, totals refresher, vote summary, metrics and HTTP, in start order (the
-    /// group stops them in reverse: HTTP first, the publisher last).
+    /// group stops them in reverse: HTTP first — it drains its connections while the
+    /// publisher still confirms their votes — and the publisher last).
     let services: [any Service]
     /// The HTTP port actually bound (useful with port 0).
     let port: Int
@@ -54,8 +55,9 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
             let metrics = try await MetricsServer.bind(registry: registry, host: configuration.common.metricsHost, port: configuration.metricsPort, group: group)
             services.append(ChannelService(metrics, name: "metrics"))
         }
-        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group)
-        services.append(ChannelService(http, name: "http"))
+        let connections = ConnectionTracker()
+        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group, connections: connections)
+        services.append(HTTPServerService(listener: http, connections: connections, drainTimeout: .seconds(configuration.drainSeconds)))
         let port = http.localAddress?.port ?? configuration.port
         Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
             "address": "\(configuration.host):\(port)",
@@ -69,15 +71,16 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
     }
 }
 
-/// Binds the API's HTTP/1.1 listener.
-func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+/// Binds the API's HTTP/1.1 listener; every connection it accepts is tracked in `connections`.
+func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup, connections: ConnectionTracker) async throws -> any Channel {
     try await ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .childChannelOption(.maxMessagesPerRead, value: 16)
         .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
+            connections.track(channel)
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addAPIHandlers(application: application)
             }
         }

@@ -33,5 +33,30 @@ extension RealBrokerSuites {
             #expect(stack.api?.log.contains("Publisher stopped") == true)
             #expect(stack.consumer?.log.contains("Consumer stopped") == true)
         }
+
+        /// Votes waiting for their confirm when SIGTERM arrives are finished (202), not cut off
+        /// (503): the HTTP service drains before the publisher stops.
+        @Test func sigtermLetsVotesWaitingForTheirConfirmFinish() async throws {
+            // Every vote waits 100 ms in the publisher's mailbox: they are in flight when the signal comes.
+            let stack = try TestStack(extraEnvironment: ["PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "100000"])
+            defer { stack.stopAll() }
+            try stack.startConsumer()
+            try await stack.startAPI()
+            let token = stack.token()
+            #expect(try await stack.vote("aline", token: token).status == 202)
+            let api = try #require(stack.api)
+            let votes = Task { await postVotes(40, concurrency: 40, stack: stack, token: token, participant: skewedParticipant) }
+            try await Task.sleep(for: .milliseconds(30))
+            #expect(api.terminate(deadline: .seconds(15)), "VoteAPI ends by itself after SIGTERM")
+            #expect(api.exitedCleanly)
+            let tally = await votes.value
+            #expect(tally.statuses[503] == nil, "no vote in flight was cut off with a 503: \(tally.statuses)")
+            #expect(tally.acceptedCount > 0, "votes were in flight at the signal: \(tally.statuses)")
+            let draining = api.log.split(separator: "\n").first { $0.contains("Draining connections") } ?? ""
+            #expect(!draining.contains(#""connections":"0""#), "connections were open at the signal")
+            #expect(api.log.contains("Connections drained"))
+            try await stack.startAPI()
+            _ = try await expectTotalsSettle(stack, at: tally.acceptedCount + 1)
+        }
     }
 }

@@ -234,4 +234,39 @@ struct HTTPConnectionStateMachineTests {
         _ = machine.channelInactive()
         #expect(machine.readRequested() == .read)
     }
+
+    // MARK: Shutting down
+
+    @Test func onShutdownAnIdleConnectionClosesAtOnce() {
+        var machine = machine()
+        #expect(machine.quiesceRequested() == .close)
+        #expect(machine.headReceived(health, contentLength: nil, keepAlive: true, now: t) == .none, "nothing is read after")
+    }
+
+    @Test func onShutdownTheRequestBeingAnsweredFinishesThenTheConnectionCloses() {
+        var machine = machine()
+        answering(vote, &machine)
+        #expect(machine.quiesceRequested() == .none, "the vote waiting for its confirm is not cut off")
+        #expect(machine.headReceived(health, contentLength: nil, keepAlive: true, now: t) == .none, "new requests are ignored")
+        #expect(machine.endReceived() == .none)
+        #expect(machine.answerFinished() == .close)
+    }
+
+    @Test func onShutdownWaitingRequestsAreAnsweredAndTheLastSaysClose() {
+        var machine = machine()
+        answering(vote, &machine)
+        queue(health, &machine)
+        #expect(machine.quiesceRequested() == .none)
+        #expect(machine.answerFinished() == .answer(.complete(health, body: nil, keepAlive: false, started: t)))
+        #expect(machine.answerFinished() == .close)
+    }
+
+    @Test func onShutdownARequestStillArrivingIsAnsweredAsTheLast() {
+        var machine = machine()
+        #expect(machine.headReceived(vote, contentLength: 2, keepAlive: true, now: t) == .none)
+        #expect(machine.quiesceRequested() == .none)
+        #expect(machine.bodyReceived(ByteBuffer(string: "{}")) == .none)
+        #expect(machine.endReceived() == .answer(.complete(vote, body: ByteBuffer(string: "{}"), keepAlive: false, started: t)))
+        #expect(machine.answerFinished() == .close)
+    }
 }

@@ -325,6 +325,7 @@ class PagesTest(unittest.TestCase):
             except TimeoutException:
                 self.fail("a vote cast through the API never showed up in /api/v1/totals")
             before = self.totals()["total"]
+        before_mine = {p["id"]: p["votes"] for p in self.totals()["participants"]}[participant]
         self.open("/")
         self.wait_for_ballot()
         self.choose(participant)
@@ -332,6 +333,9 @@ class PagesTest(unittest.TestCase):
         self.wait(lambda d: d.find_element(By.ID, "confirmacao").is_displayed(), 60,
                   "no vote confirmation; error shown: %r" % self.driver.find_element(By.ID, "erro-texto").text)
         PagesTest.voted = {"participant": participant, "before": before}
+        # The partial "até aquele momento" includes the viewer's own vote.
+        shown_mine = int(self.js("return document.querySelector('#parcial li.escolhido [data-votes]').dataset.votes"))
+        self.assertGreaterEqual(shown_mine, before_mine + 1, "the confirmation's partial does not count the vote just cast")
 
         status = self.driver.find_element(By.ID, "status").text
         self.assertIn("Voto registrado", status)

@@ -258,11 +258,32 @@
 
   let shownVote = null;
   let shownAsOf = '';
+  let shownAccepted = null;
   let followUps = [];
 
-  function renderPartial(vote, totals) {
+  /* A snapshot taken before the vote was accepted (asOf earlier than acceptedAt) certainly
+     does not hold it: count it in, so the confirmation shows the result "até aquele
+     momento" with the viewer's own vote. Shares in tenths of a percent by the largest
+     remainder, like the API, so they still add up to 100. */
+  function withOwnVote(totals, accepted) {
+    if (!accepted || !totals.asOf || !(Date.parse(totals.asOf) < Date.parse(accepted.acceptedAt))) return totals;
+    const participants = (totals.participants || []).map(function (p) {
+      return Object.assign({}, p, { votes: (Number(p.votes) || 0) + (p.id === accepted.participant ? 1 : 0) });
+    });
+    const total = (Number(totals.total) || 0) + 1;
+    const tenths = participants.map(function (p) { return Math.floor(p.votes * 1000 / total); });
+    let missing = 1000 - tenths.reduce(function (a, b) { return a + b; }, 0);
+    participants.map(function (p, i) { return { i: i, rest: (p.votes * 1000) % total }; })
+      .sort(function (a, b) { return b.rest - a.rest; })
+      .forEach(function (entry) { if (missing > 0) { tenths[entry.i] += 1; missing -= 1; } });
+    participants.forEach(function (p, i) { p.percentage = tenths[i] / 10; });
+    return Object.assign({}, totals, { total: total, participants: participants });
+  }
+
+  function renderPartial(vote, snapshot) {
+    shownAsOf = snapshot.asOf || '';
+    const totals = withOwnVote(snapshot, shownAccepted);
     P.renderBars(el.parcial, totals, vote.participant);
-    shownAsOf = totals.asOf || '';
     // The snapshot is refreshed about once a second, so it may not hold this vote yet.
     el.parcialTotal.textContent = Number(totals.total) > 0
       ? 'Total até agora: ' + P.formatVotes(totals.total) +
@@ -294,6 +315,7 @@
   function showConfirmation(vote, data) {
     cancelFollowUps();
     shownVote = vote;
+    shownAccepted = data.vote || null;
     renderPartial(vote, data.totals || {});
     followUps = [2500, 6000, 12000].map(function (ms) { return setTimeout(function () { followUp(vote); }, ms); });
     el.form.hidden = true;

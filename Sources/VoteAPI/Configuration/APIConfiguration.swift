@@ -28,6 +28,7 @@ enum APISettings {
     static let trustedProxies = Setting("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"], help: "peers whose X-Real-IP / X-Forwarded-For is believed")
     static let maxTrackedSessions = Setting("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, help: "sessions whose rate and budget are tracked in memory").within(16...100_000_000)
     static let verifiedTokenSlots = Setting("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, help: "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)").within(0...100_000_000)
+    static let drainSeconds = Setting("PAREDAO_DRAIN_SECONDS", default: 10, help: "on SIGTERM, how long open requests (votes waiting for their confirm) may take to finish").within(0...300)
     static let tokenKeysFile = Setting("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys", help: "HMAC keys (id:base64 per line, last signs)")
     static let tokenKeys = Setting("PAREDAO_TOKEN_KEYS", default: "", help: "inline keys, comma-separated, instead of the file")
 }
@@ -63,6 +64,7 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.trustedProxies.flag), help: APISettings.trustedProxies.argumentHelp) var trustedProxies: String?
     @Option(name: .customLong(APISettings.maxTrackedSessions.flag), help: APISettings.maxTrackedSessions.argumentHelp) var maxTrackedSessions: String?
     @Option(name: .customLong(APISettings.verifiedTokenSlots.flag), help: APISettings.verifiedTokenSlots.argumentHelp) var verifiedTokenSlots: String?
+    @Option(name: .customLong(APISettings.drainSeconds.flag), help: APISettings.drainSeconds.argumentHelp) var drainSeconds: String?
     @Option(name: .customLong(APISettings.tokenKeysFile.flag), help: APISettings.tokenKeysFile.argumentHelp) var tokenKeysFile: String?
     @Option(name: .customLong(APISettings.tokenKeys.flag), help: APISettings.tokenKeys.argumentHelp) var tokenKeys: String?
 }
@@ -93,6 +95,7 @@ struct APIConfiguration: Sendable {
     var trustedProxies: [String]
     var maxTrackedSessions: Int
     var verifiedTokenSlots: Int
+    var drainSeconds: Int
     var tokenKeysFile: String
     var tokenKeys: String
 
@@ -122,6 +125,7 @@ struct APIConfiguration: Sendable {
         trustedProxies = try APISettings.trustedProxies.value(flag: command.trustedProxies, environment: env)
         maxTrackedSessions = try APISettings.maxTrackedSessions.value(flag: command.maxTrackedSessions, environment: env)
         verifiedTokenSlots = try APISettings.verifiedTokenSlots.value(flag: command.verifiedTokenSlots, environment: env)
+        drainSeconds = try APISettings.drainSeconds.value(flag: command.drainSeconds, environment: env)
         tokenKeysFile = try APISettings.tokenKeysFile.value(flag: command.tokenKeysFile, environment: env)
         tokenKeys = try APISettings.tokenKeys.value(flag: command.tokenKeys, environment: env)
         guard maxDifficulty >= baseDifficulty else {

@@ -69,6 +69,11 @@ final class APIHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        perform(machine.quiesceRequested(), context: context)
+    }
+
     func read(context: ChannelHandlerContext) {
         perform(machine.readRequested(), context: context)
     }

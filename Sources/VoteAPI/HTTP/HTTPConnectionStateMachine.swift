@@ -49,6 +49,8 @@ struct HTTPConnectionStateMachine {
         var answering = false
         /// A `read` held back while too many requests wait.
         var readHeld = false
+        /// The server is shutting down: close once the last answer is out.
+        var closesWhenDone = false
 
         /// The next request to answer if none is being answered, and the held read once
         /// fewer than `maxWaiting` wait.
@@ -200,6 +202,40 @@ struct HTTPConnectionStateMachine {
         return .close
     }
 
+    /// The server is shutting down (`ChannelShouldQuiesceEvent`): an idle connection closes
+    /// now; a busy one answers what it holds — the request still arriving included — with
+    /// its last answer saying `Connection: close`, and closes after it.
+    mutating func quiesceRequested() -> Action {
+        switch state {
+        case .open(var queue, let receiving):
+            guard receiving != nil || queue.answering || !queue.waiting.isEmpty else {
+                state = .closed
+                return .close
+            }
+            state = .modifying
+            queue.closesWhenDone = true
+            if var receiving {
+                receiving.keepAlive = false
+                state = .open(queue, receiving: receiving)
+                return .none
+            }
+            if case .complete(let head, let body, _, let started)? = queue.waiting.last {
+                queue.waiting[queue.waiting.index(before: queue.waiting.endIndex)] = .complete(head, body: body, keepAlive: false, started: started)
+            }
+            state = .closing(queue)
+            return .none
+        case .closing(var queue):
+            state = .modifying
+            queue.closesWhenDone = true
+            state = .closing(queue)
+            return .none
+        case .closed:
+            return .none
+        case .modifying:
+            preconditionFailure("an event arrived while another was handled")
+        }
+    }
+
     /// The channel is gone.
     mutating func channelInactive() -> Action {
         state = .closed
@@ -228,9 +264,13 @@ struct HTTPConnectionStateMachine {
         case .closing(var queue):
             state = .modifying
             let action = change(&queue)
+            if queue.answering || !queue.waiting.isEmpty {
+                state = .closing(queue)
+                return action
+            }
             // Nothing being answered and nothing waiting: the last answer is out.
-            state = queue.answering || !queue.waiting.isEmpty ? .closing(queue) : .closed
-            return action
+            state = .closed
+            return queue.closesWhenDone ? .close : action
         case .closed, .modifying:
             preconditionFailure("only an open or closing connection has a queue")
         }

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// The open connections of the API's listener, so that a shutdown can ask each to finish.
+final class ConnectionTracker: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    /// Remembers `channel` until it closes.
+    func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = channels.withLock { $0.removeValue(forKey: id) }
+        }
+    }
+
+    var openConnections: Int { channels.withLock { $0.count } }
+
+    /// Asks every connection to finish what it holds and close (`ChannelShouldQuiesceEvent`).
+    func quiesceAll() {
+        for channel in channels.withLock({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+    }
+
+    /// Closes whatever is still open.
+    func closeAll() {
+        for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}
+
+/// The API's HTTP listener as a `Service`. On graceful shutdown it stops accepting, lets every
+/// connection finish the requests it holds — votes waiting for their confirm included, since
+/// the publisher stops only after this service — closes idle keep-alive connections, and
+/// after `drainTimeout` closes what is left.
+struct HTTPServerService: Service, CustomStringConvertible {
+    let listener: any Channel
+    let connections: ConnectionTracker
+    let drainTimeout: Duration
+    private let logger = Logger(label: "VoteAPI.http")
+
+    init(listener: any Channel, connections: ConnectionTracker, drainTimeout: Duration) {
+        self.listener = listener
+        self.connections = connections
+        self.drainTimeout = drainTimeout
+    }
+
+    var description: String { "HTTPServer" }
+
+    func run() async {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            try? await listener.closeFuture.get()
+        } onCancelOrGracefulShutdown: { [listener] in
+            listener.close(promise: nil)
+        }
+        let open = connections.openConnections
+        logger.info("Draining connections", metadata: ["connections": "\(open)", "timeout_ms": "\(drainTimeout.wholeMilliseconds)"])
+        connections.quiesceAll()
+        let deadline = ContinuousClock.now + drainTimeout
+        while connections.openConnections > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = connections.openConnections
+        if left > 0 {
+            logger.warning("Connections still open after the drain timeout; closing them", metadata: ["connections": "\(left)"])
+            connections.closeAll()
+        } else {
+            logger.info("Connections drained")
+        }
+    }
+}
