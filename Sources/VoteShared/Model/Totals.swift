@@ -18,7 +18,7 @@ public struct Totals: Sendable, Equatable {
         public var hourStart: Int64
         /// Votes per participant, in the poll's participant order.
         public var votes: [Int64]
-        public var total: Int64 { votes.reduce(0, +) }
+        public var total: Int64 { votes.reduce(0, Totals.adding) }
     }
 
     public let poll: Poll
@@ -27,18 +27,26 @@ public struct Totals: Sendable, Equatable {
     public let votes: [Int64]
     public let asOfMillis: Int64
 
-    public var total: Int64 { votes.reduce(0, +) }
+    public var total: Int64 { votes.reduce(0, Totals.adding) }
 
-    /// Folds stored counters into totals; counters for ids not in `poll` are ignored.
+    /// Counts saturate instead of trapping: a store row is data from outside, and a
+    /// corrupt one must not take the totals down.
+    static func adding(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
+    /// Folds stored counters into totals; counters for ids not in `poll`, and negative
+    /// ones (a corrupt row), are ignored.
     public init(poll: Poll, counts: [HourlyCount], asOfMillis: Int64) {
         self.poll = poll
         self.asOfMillis = asOfMillis
         var byHour: [Int64: [Int64]] = [:]
         var votes = [Int64](repeating: 0, count: poll.participants.count)
         for count in counts {
-            guard let index = poll.participantIndex(of: count.participantID) else { continue }
-            byHour[count.hourStart, default: votes.map { _ in 0 }][index] += count.votes
-            votes[index] += count.votes
+            guard let index = poll.participantIndex(of: count.participantID), count.votes >= 0 else { continue }
+            byHour[count.hourStart, default: votes.map { _ in 0 }][index] = Self.adding(byHour[count.hourStart]?[index] ?? 0, count.votes)
+            votes[index] = Self.adding(votes[index], count.votes)
         }
         self.votes = votes
         self.hours = byHour.keys.sorted().map { Hour(hourStart: $0, votes: byHour[$0] ?? []) }
@@ -49,8 +57,10 @@ public struct Totals: Sendable, Equatable {
     public var percentageTenths: [Int64] {
         let total = self.total
         guard total > 0 else { return votes.map { _ in 0 } }
-        var shares = votes.map { $0 * 1000 / total }
-        let remainders = votes.map { $0 * 1000 % total }
+        // In 128 bits: votes × 1000 may not fit in 64 (each share is at most 1000).
+        let divided = votes.map { total.dividingFullWidth($0.multipliedFullWidth(by: 1000)) }
+        var shares = divided.map(\.quotient)
+        let remainders = divided.map(\.remainder)
         var missing = 1000 - shares.reduce(0, +)
         for index in remainders.indices.sorted(by: { remainders[$0] > remainders[$1] }) where missing > 0 {
             shares[index] += 1
@@ -99,7 +109,8 @@ public struct Totals: Sendable, Equatable {
         writer.beginArray()
         for hour in hours {
             writer.beginObject()
-            writer.field("hour", Timestamp.iso8601(millis: hour.hourStart * 1000, fractional: false))
+            let (millis, overflow) = hour.hourStart.multipliedReportingOverflow(by: 1000)
+            writer.field("hour", Timestamp.iso8601(millis: overflow ? (hour.hourStart < 0 ? .min : .max) : millis, fractional: false))
             writer.field("total", hour.total)
             writer.key("votes")
             writer.beginObject()

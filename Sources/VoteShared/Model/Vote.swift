@@ -22,9 +22,10 @@ public struct Vote: Sendable, Equatable {
 
 /// Hour buckets: votes are counted per UTC hour in which they were accepted.
 public enum HourBucket {
-    /// The start of the UTC hour that contains `millis`, in seconds since 1970.
+    /// The start of the UTC hour that contains `millis`, in seconds since 1970; defined
+    /// (no trap) for every `Int64`, since the value may come from the wire.
     public static func start(ofMillis millis: Int64) -> Int64 {
-        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-        return seconds - ((seconds % 3600) + 3600) % 3600
+        let seconds = Timestamp.floorDivision(millis, 1000).quotient
+        return seconds - Timestamp.floorDivision(seconds, 3600).remainder
     }
 }

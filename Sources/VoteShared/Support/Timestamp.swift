@@ -20,14 +20,19 @@ public enum Timestamp {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the ISO 8601 form of `millis` to `bytes` (no intermediate strings).
+    /// Appends the ISO 8601 form of `millis` to `bytes` (no intermediate strings). Any
+    /// `Int64` renders without trapping: years outside 0000–9999 carry their sign
+    /// (`-1200-…`, `+10000-…`), as ISO 8601's expanded years do.
     public static func appendISO8601(millis: Int64, fractional: Bool = true, to bytes: inout [UInt8]) {
-        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-        let milli = millis - seconds * 1000
-        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-        let secondOfDay = seconds - days * 86400
+        let (seconds, milli) = floorDivision(millis, 1000)
+        let (days, secondOfDay) = floorDivision(seconds, 86400)
         let (year, month, day) = civilDate(daysSince1970: days)
-        digits(year, 4, &bytes)
+        if year < 0 {
+            bytes.append(UInt8(ascii: "-"))
+        } else if year > 9999 {
+            bytes.append(UInt8(ascii: "+"))
+        }
+        digits(year.magnitude, 4, &bytes)
         bytes.append(UInt8(ascii: "-"))
         digits(month, 2, &bytes)
         bytes.append(UInt8(ascii: "-"))
@@ -45,8 +50,21 @@ public enum Timestamp {
         bytes.append(UInt8(ascii: "Z"))
     }
 
+    /// `a / b` rounded toward minus infinity and the remainder that goes with it (in
+    /// `0..<b`), for every `a` — `(a - (b - 1)) / b` would overflow near `Int64.min`.
+    public static func floorDivision(_ a: Int64, _ b: Int64) -> (quotient: Int64, remainder: Int64) {
+        let quotient = a / b
+        let remainder = a % b
+        return remainder < 0 ? (quotient - 1, remainder + b) : (quotient, remainder)
+    }
+
     private static func digits(_ value: Int64, _ width: Int, _ bytes: inout [UInt8]) {
-        var divisor: Int64 = 1
+        digits(value.magnitude, width, &bytes)
+    }
+
+    /// At least `width` digits of `value`, zero-padded.
+    private static func digits(_ value: UInt64, _ width: Int, _ bytes: inout [UInt8]) {
+        var divisor: UInt64 = 1
         for _ in 1..<width { divisor *= 10 }
         var rest = value
         if rest >= divisor * 10 {
