@@ -103,11 +103,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "VoteConsumerTests",
-            dependencies: ["VoteConsumer", "VoteShared", "VoteStore"],
-            swiftSettings: swiftSettings
-        ),
+        .testTarget(name: "VoteConsumerTests", dependencies: ["VoteConsumer", "VoteShared", "VoteStore", logging], swiftSettings: swiftSettings),
         // Real VoteAPI/VoteConsumer processes on a real RabbitMQ (./run.sh test starts it).
         .testTarget(
             name: "IntegrationTests",

@@ -11,16 +11,28 @@ import VoteStore
 /// A vote is acknowledged only after the transaction that counted it committed; a
 /// redelivered vote finds its id already stored and is not counted again. Messages that
 /// cannot be decoded are rejected without requeue, which dead-letters them.
+///
+/// The batch rules are `BatchStateMachine`'s; `BatchDrainer` carries them out. This type
+/// owns the thread, the connection with its backoff, and the pruning of old vote ids.
 final class VoteConsumer: BlockingWorker {
     private let configuration: ConsumerConfiguration
     private let url: AMQPURL
     private let stop = StopRequest()
-    private let logger = Logger(label: "VoteConsumer")
-    private let metrics = ConsumerMetrics()
+    private let logger: Logger
+    private let metrics: ConsumerMetrics
+    private let drainer: BatchDrainer
 
     init(configuration: ConsumerConfiguration, url: AMQPURL) {
         self.configuration = configuration
         self.url = url
+        let logger = Logger(label: "VoteConsumer")
+        let metrics = ConsumerMetrics()
+        self.logger = logger
+        self.metrics = metrics
+        drainer = BatchDrainer(
+            batchSize: configuration.batchSize, batchMillis: configuration.batchMillis,
+            deadLetterQueue: configuration.common.deadLetterQueue, metrics: metrics, logger: logger
+        )
     }
 
     /// Asks the loop to finish its batch and stop.
@@ -43,7 +55,7 @@ final class VoteConsumer: BlockingWorker {
                     backoff = .milliseconds(100)
                 }
                 guard let store, let connection else { continue }
-                try drainOneBatch(from: connection, into: store)
+                try drainer.drainOneBatch(from: AMQPDeliverySource(connection), into: store, isStopping: { isStopping })
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     lastPrune = .now
                     prune(store)
@@ -77,48 +89,6 @@ final class VoteConsumer: BlockingWorker {
         metrics.brokerUp()
         logger.info("Consuming votes", metadata: ["broker": "\(url)", "queue": "\(common.queue)", "backlog": "\(backlog)"])
         return connection
-    }
-
-    /// Collects one batch, records it in one transaction, then acknowledges it.
-    private func drainOneBatch(from connection: AMQPConnection, into store: any VoteStore) throws {
-        var votes: [Vote] = []
-        var lastGoodTag: UInt64?
-        var deadline: ContinuousClock.Instant?
-        while votes.count < configuration.batchSize, !isStopping {
-            let timeout: Duration
-            if let deadline {
-                let left = deadline - .now
-                guard left > .zero else { break }
-                timeout = left
-            } else {
-                timeout = .milliseconds(250)
-            }
-            guard let delivery = try connection.nextDelivery(timeout: timeout) else {
-                if deadline == nil { return }
-                continue
-            }
-            if deadline == nil { deadline = .now + .milliseconds(configuration.batchMillis) }
-            do {
-                votes.append(contentsOf: try VoteMessage.decode(delivery.body))
-                lastGoodTag = delivery.deliveryTag
-            } catch {
-                try connection.reject(delivery.deliveryTag, requeue: false)
-                metrics.deadLettered()
-                logger.error("Undecodable message sent to the dead-letter queue", metadata: [
-                    "error": "\(error)", "bytes": "\(delivery.body.count)", "delivery_tag": "\(delivery.deliveryTag)",
-                    "dead_letter_queue": "\(configuration.common.deadLetterQueue)",
-                ])
-            }
-        }
-        guard let lastGoodTag else { return }
-        let started = ContinuousClock.now
-        let outcome = try store.record(votes)
-        metrics.committed(batchSize: votes.count, outcome: outcome, elapsed: .now - started)
-        try connection.acknowledge(lastGoodTag, multiple: true)
-        if outcome.duplicates > 0 {
-            logger.warning("Redelivered votes skipped", metadata: ["duplicates": "\(outcome.duplicates)", "counted": "\(outcome.counted)"])
-        }
-        logger.debug("Batch committed", metadata: ["votes": "\(votes.count)", "counted": "\(outcome.counted)"])
     }
 
     private func prune(_ store: any VoteStore) {

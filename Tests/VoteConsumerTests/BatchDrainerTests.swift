@@ -1,0 +1,147 @@
+import Logging
+import Testing
+@testable import VoteConsumer
+import VoteShared
+import VoteStore
+
+/// The batch loop against a scripted broker and the real SQLite store; time moves only
+/// when the broker waits or delivers, so no test sleeps.
+@Suite("Batch drainer")
+struct BatchDrainerTests {
+    let clock = ManualClock()
+    let journal = Journal()
+    let logs = LogRecorder()
+    let broker: ScriptedBroker
+    let store: JournaledStore
+    /// Batches of 3 votes or 50 ms.
+    let drainer: BatchDrainer
+
+    init() throws {
+        broker = ScriptedBroker(clock: clock, journal: journal)
+        store = try JournaledStore(journal: journal)
+        drainer = BatchDrainer(batchSize: 3, batchMillis: 50, deadLetterQueue: "votes.dead", logger: logs.logger) { [clock] in clock.now }
+    }
+
+    func drainOneBatch(stoppingWhen isStopping: () -> Bool = { false }) throws {
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: isStopping)
+    }
+
+    func message(_ votes: Int = 1) -> [UInt8] {
+        VoteMessage.encode((0..<votes).map { _ in Vote(id: .random(), pollID: "p1", participantID: "a", acceptedAtMillis: 1_795_352_400_000) })
+    }
+
+    let junk: [UInt8] = [0x00, 0x01]
+
+    @Test func acknowledgesOnlyAfterTheCommit() throws {
+        broker.publish(message(), at: .zero)
+        broker.publish(message(), at: .milliseconds(10))
+        try drainOneBatch()
+        #expect(journal.entries == [.committed(votes: 2), .acknowledged(upTo: 2)])
+        #expect(try store.total() == 2)
+        #expect(broker.unsettledCount == 0)
+    }
+
+    @Test func neverAcknowledgesAfterAFailedCommit() throws {
+        store.failsToCommit = true
+        broker.publish(message(), at: .zero)
+        broker.publish(message(), at: .milliseconds(10))
+        #expect(throws: StoreError.self) { try drainOneBatch() }
+        #expect(journal.entries == [.commitFailed])
+        #expect(broker.unsettledCount == 2)
+    }
+
+    @Test func theVotesOfAFailedCommitAreCountedOnceWhenRedelivered() throws {
+        store.failsToCommit = true
+        broker.publish(message(2), at: .zero)
+        #expect(throws: StoreError.self) { try drainOneBatch() }
+        store.failsToCommit = false
+        broker.reconnect()
+        try drainOneBatch()
+        #expect(journal.entries == [.commitFailed, .committed(votes: 2), .acknowledged(upTo: 1)])
+        #expect(try store.total() == 2)
+    }
+
+    @Test func deadLettersTheUndecodableAtOnceAndDoesNotCountIt() throws {
+        broker.publish(message(), at: .zero)
+        broker.publish(junk, at: .milliseconds(5))
+        broker.publish(message(), at: .milliseconds(10))
+        try drainOneBatch()
+        #expect(journal.entries == [.deadLettered(tag: 2), .committed(votes: 2), .acknowledged(upTo: 3)])
+        #expect(try store.total() == 2)
+        let errors = logs.entries(atLeast: .error)
+        try #require(errors.count == 1)
+        #expect(errors[0].message == "Undecodable message sent to the dead-letter queue")
+        #expect(Set(errors[0].metadata.keys) == ["error", "bytes", "delivery_tag", "dead_letter_queue"])
+        #expect(errors[0].metadata["bytes"] == "2")
+        #expect(errors[0].metadata["delivery_tag"] == "2")
+        #expect(errors[0].metadata["dead_letter_queue"] == "votes.dead")
+    }
+
+    @Test func aBatchOfOnlyUndecodableMessagesCommitsAndAcknowledgesNothing() throws {
+        broker.publish(junk, at: .zero)
+        try drainOneBatch()
+        #expect(journal.entries == [.deadLettered(tag: 1)])
+        #expect(clock.elapsed == .milliseconds(50))
+    }
+
+    @Test func closesTheBatchAtBatchSizeVotesWithOneCommit() throws {
+        for _ in 0..<5 { broker.publish(message(), at: .zero) }
+        try drainOneBatch()
+        #expect(journal.entries == [.committed(votes: 3), .acknowledged(upTo: 3)])
+        #expect(clock.elapsed == .zero)
+        try drainOneBatch()
+        #expect(journal.entries.suffix(2) == [.committed(votes: 2), .acknowledged(upTo: 5)])
+        #expect(try store.total() == 5)
+    }
+
+    @Test func commitsWhatArrivedByTheDeadline() throws {
+        broker.publish(message(), at: .milliseconds(100))
+        broker.publish(message(), at: .milliseconds(120))
+        broker.publish(message(), at: .milliseconds(180))
+        try drainOneBatch()
+        #expect(journal.entries == [.committed(votes: 2), .acknowledged(upTo: 2)])
+        #expect(clock.elapsed == .milliseconds(150))
+        #expect(broker.waits == [.milliseconds(250), .milliseconds(50), .milliseconds(30)])
+        try drainOneBatch()
+        #expect(journal.entries.suffix(2) == [.committed(votes: 1), .acknowledged(upTo: 3)])
+        #expect(clock.elapsed == .milliseconds(230))
+    }
+
+    @Test func anIdlePollWithNothingDeliveredEndsTheBatchEmpty() throws {
+        try drainOneBatch()
+        #expect(journal.entries == [])
+        #expect(broker.waits == [.milliseconds(250)])
+    }
+
+    @Test func stopClosesTheBatchWithWhatArrived() throws {
+        broker.publish(message(), at: .zero)
+        broker.publish(message(), at: .milliseconds(10))
+        broker.publish(message(), at: .milliseconds(20))
+        try drainOneBatch(stoppingWhen: { broker.delivered == 2 })
+        #expect(journal.entries == [.committed(votes: 2), .acknowledged(upTo: 2)])
+        #expect(clock.elapsed == .milliseconds(10))
+    }
+
+    @Test func stopBeforeAnyDeliveryWaitsForNothing() throws {
+        broker.publish(message(), at: .zero)
+        try drainOneBatch(stoppingWhen: { true })
+        #expect(journal.entries == [])
+        #expect(broker.waits == [])
+    }
+
+    @Test func redeliveredDuplicatesAreNotCountedTwice() throws {
+        broker.publish(message(2), at: .zero)
+        broker.acknowledgementsFail = true
+        #expect(throws: BrokerDown.self) { try drainOneBatch() }
+        #expect(journal.entries == [.committed(votes: 2)])
+        broker.reconnect()
+        try drainOneBatch()
+        #expect(journal.entries == [.committed(votes: 2), .committed(votes: 2), .acknowledged(upTo: 1)])
+        #expect(try store.total() == 2)
+        let warnings = logs.entries(atLeast: .warning)
+        try #require(warnings.count == 1)
+        #expect(warnings[0].message == "Redelivered votes skipped")
+        #expect(warnings[0].metadata["duplicates"] == "2")
+        #expect(warnings[0].metadata["counted"] == "0")
+    }
+}
