@@ -12,21 +12,28 @@ struct BatchDrainer: Sendable {
     /// How long to wait for a batch's first delivery before the batch ends empty, so that
     /// the caller gets to prune and to notice a stop.
     let idlePoll: Duration = .milliseconds(250)
+    /// What a vote must be to count; a message with any vote that is not is dead-lettered.
+    let validator: VoteValidator
     let metrics: ConsumerMetrics
     let logger: Logger
     /// The clock: read when a delivery arrives, when a wait ends and around the commit.
     let now: @Sendable () -> ContinuousClock.Instant
+    /// The wall clock (milliseconds since 1970) that accepted-at times are checked against.
+    let wallClockMillis: @Sendable () -> Int64
 
     init(
-        batchSize: Int, batchMillis: Int, deadLetterQueue: String,
+        batchSize: Int, batchMillis: Int, deadLetterQueue: String, validator: VoteValidator,
         metrics: ConsumerMetrics = ConsumerMetrics(), logger: Logger = Logger(label: "VoteConsumer"),
+        wallClockMillis: @escaping @Sendable () -> Int64 = { Timestamp.nowMillis() },
         now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
     ) {
         self.batchSize = batchSize
         self.batchMillis = batchMillis
         self.deadLetterQueue = deadLetterQueue
+        self.validator = validator
         self.metrics = metrics
         self.logger = logger
+        self.wallClockMillis = wallClockMillis
         self.now = now
     }
 
@@ -63,15 +70,15 @@ struct BatchDrainer: Sendable {
                 }
                 let arrived = now()
                 latest = delivery
-                let votes = Result { () throws(WireFormatError) in try VoteMessage.decode(delivery.body) }
+                let votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
                 action = machine.delivered(tag: delivery.tag, votes: votes, now: arrived)
 
             case .deadLetter(let tag, let reason):
                 try source.deadLetter(tag)
-                metrics.deadLettered()
-                logger.error("Undecodable message sent to the dead-letter queue", metadata: [
-                    "error": "\(reason)", "bytes": "\(latest?.body.count ?? 0)", "delivery_tag": "\(tag)",
-                    "dead_letter_queue": "\(deadLetterQueue)",
+                metrics.deadLettered(reason: reason.reason)
+                logger.error("Invalid message sent to the dead-letter queue", metadata: [
+                    "reason": "\(reason.reason)", "error": "\(reason)", "bytes": "\(latest?.body.count ?? 0)",
+                    "delivery_tag": "\(tag)", "redelivered": "\(latest?.redelivered ?? false)", "dead_letter_queue": "\(deadLetterQueue)",
                 ])
                 action = machine.deadLettered()
 

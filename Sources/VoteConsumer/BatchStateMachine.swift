@@ -18,7 +18,7 @@ struct BatchStateMachine {
         /// delivery, when the owner polls for its idle interval instead.
         case waitForDelivery(until: ContinuousClock.Instant?)
         /// Reject `tag` without requeue (the queue dead-letters it), then report `deadLettered()`.
-        case deadLetter(tag: UInt64, reason: WireFormatError)
+        case deadLetter(tag: UInt64, reason: DeliveryRejection)
         /// Record `votes` in one store transaction, then report `committed()` or `commitFailed()`.
         case commit([Vote], ackUpTo: UInt64)
         /// Acknowledge every delivery up to `upTo`, then report `acknowledged()`.
@@ -61,7 +61,7 @@ struct BatchStateMachine {
     }
 
     /// A delivery arrived at `now`; `votes` is what its body decoded to.
-    mutating func delivered(tag: UInt64, votes decoded: Result<[Vote], WireFormatError>, now: ContinuousClock.Instant) -> Action {
+    mutating func delivered(tag: UInt64, votes decoded: Result<[Vote], DeliveryRejection>, now: ContinuousClock.Instant) -> Action {
         var batch: Batch
         switch state {
         case .waitingForFirstDelivery:

@@ -9,6 +9,7 @@ enum ConsumerSettings {
     static let batchMillis = Setting("PAREDAO_CONSUMER_BATCH_MS", default: 50, help: "longest wait to fill a batch, in milliseconds").within(1...60_000)
     static let prefetch = Setting("PAREDAO_CONSUMER_PREFETCH", default: 2000, help: "unacknowledged messages the broker may send (AMQP prefetch)").within(1...65_535)
     static let retentionHours = Setting("PAREDAO_DEDUP_RETENTION_HOURS", default: 24, help: "how long vote ids are kept to catch redeliveries").within(1...24 * 30)
+    static let maxClockSkewSeconds = Setting("PAREDAO_MAX_CLOCK_SKEW_SECONDS", default: 300, help: "votes accepted later than now plus this are dead-lettered (older than the dedup retention too)").within(0...86_400)
     static let metricsPort = Setting("PAREDAO_CONSUMER_METRICS_PORT", default: 9102, help: "port of /metrics (0 disables)").within(0...65535)
 }
 
@@ -25,6 +26,7 @@ struct VoteConsumerCommand: ParsableCommand {
     @Option(name: .customLong(ConsumerSettings.batchMillis.flag), help: ConsumerSettings.batchMillis.argumentHelp) var batchMillis: String?
     @Option(name: .customLong(ConsumerSettings.prefetch.flag), help: ConsumerSettings.prefetch.argumentHelp) var prefetch: String?
     @Option(name: .customLong(ConsumerSettings.retentionHours.flag), help: ConsumerSettings.retentionHours.argumentHelp) var retentionHours: String?
+    @Option(name: .customLong(ConsumerSettings.maxClockSkewSeconds.flag), help: ConsumerSettings.maxClockSkewSeconds.argumentHelp) var maxClockSkewSeconds: String?
     @Option(name: .customLong(ConsumerSettings.metricsPort.flag), help: ConsumerSettings.metricsPort.argumentHelp) var metricsPort: String?
 }
 
@@ -36,6 +38,7 @@ struct ConsumerConfiguration: Sendable {
     var batchMillis: Int
     var prefetch: Int
     var retentionHours: Int
+    var maxClockSkewSeconds: Int
     var metricsPort: Int
 
     init(_ command: VoteConsumerCommand, environment: [String: String]) throws(ConfigurationError) {
@@ -46,7 +49,14 @@ struct ConsumerConfiguration: Sendable {
         batchMillis = try ConsumerSettings.batchMillis.value(flag: command.batchMillis, environment: env)
         prefetch = try ConsumerSettings.prefetch.value(flag: command.prefetch, environment: env)
         retentionHours = try ConsumerSettings.retentionHours.value(flag: command.retentionHours, environment: env)
+        maxClockSkewSeconds = try ConsumerSettings.maxClockSkewSeconds.value(flag: command.maxClockSkewSeconds, environment: env)
         metricsPort = try ConsumerSettings.metricsPort.value(flag: command.metricsPort, environment: env)
+    }
+
+    /// What a vote must be to count: a poll of `polls`, accepted no longer ago than the ids
+    /// are kept to catch repeats, and no later than the allowed clock skew.
+    func validator(polls: [Poll]) -> VoteValidator {
+        VoteValidator(polls: polls, maxAge: .seconds(retentionHours * 3600), maxSkew: .seconds(maxClockSkewSeconds))
     }
 
     /// The configuration `arguments` and `environment` give (tests, tools).

@@ -22,7 +22,7 @@ final class VoteConsumer: BlockingWorker {
     private let metrics: ConsumerMetrics
     private let drainer: BatchDrainer
 
-    init(configuration: ConsumerConfiguration, url: AMQPURL) {
+    init(configuration: ConsumerConfiguration, url: AMQPURL, validator: VoteValidator) {
         self.configuration = configuration
         self.url = url
         let logger = Logger(label: "VoteConsumer")
@@ -31,7 +31,7 @@ final class VoteConsumer: BlockingWorker {
         self.metrics = metrics
         drainer = BatchDrainer(
             batchSize: configuration.batchSize, batchMillis: configuration.batchMillis,
-            deadLetterQueue: configuration.common.deadLetterQueue, metrics: metrics, logger: logger
+            deadLetterQueue: configuration.common.deadLetterQueue, validator: validator, metrics: metrics, logger: logger
         )
     }
 
@@ -116,7 +116,6 @@ struct ConsumerMetrics: Sendable {
     private let commitLatency = Metrics.Timer(label: "paredao_consumer_commit_seconds")
     private let counted = Counter(label: "paredao_consumer_votes_counted_total")
     private let duplicates = Counter(label: "paredao_consumer_duplicates_total")
-    private let deadLetters = Counter(label: "paredao_consumer_dead_lettered_total")
     private let brokerGauge = Gauge(label: "paredao_consumer_broker_up")
 
     func committed(batchSize size: Int, outcome: RecordOutcome, elapsed: Duration) {
@@ -126,7 +125,10 @@ struct ConsumerMetrics: Sendable {
         if outcome.duplicates > 0 { duplicates.increment(by: outcome.duplicates) }
     }
 
-    func deadLettered() { deadLetters.increment() }
+    /// A message sent to the dead-letter queue, by why (`undecodable`, `unknown_poll`, …).
+    func deadLettered(reason: String) {
+        Counter(label: "paredao_consumer_dead_lettered_total", dimensions: [("reason", reason)]).increment()
+    }
     func brokerUp() { brokerGauge.record(1) }
     func brokerDown() { brokerGauge.record(0) }
 }

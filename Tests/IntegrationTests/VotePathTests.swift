@@ -182,24 +182,41 @@ extension RealBrokerSuites {
             #expect(published <= 3000 / 4, "votes are packed: \(Int(published)) messages for 3,000 votes")
         }
 
-        @Test func anUndecodableMessageIsDeadLetteredWithAnErrorAndCountsNothing() async throws {
+        /// Each kind of poison message — from anyone who can publish to the queue — is
+        /// dead-lettered with an ERROR line and counts nothing, and counting goes on.
+        @Test func everyKindOfPoisonMessageIsDeadLetteredAndCountsNothing() async throws {
             let stack = try TestStack()
             defer { stack.stopAll() }
             try stack.startConsumer()
             try await stack.startAPI()
             #expect(try await stack.vote("aline", token: stack.token()).status == 202)
             let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
-            let garbage = Array(#"{"participant":"aline"}"#.utf8)
-            try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, body: $0) }
-            try await waitUntil("the message reaches the dead-letter queue", timeout: .seconds(20)) {
-                try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == 1
+            func poison(_ poll: String = "bbb26-paredao-10", _ participant: String = "aline", at millis: Int64) -> [UInt8] {
+                VoteMessage.encode([Vote(id: .random(), pollID: poll, participantID: participant, acceptedAtMillis: millis)])
+            }
+            let now = Timestamp.nowMillis()
+            let kinds: [(String, [UInt8])] = [
+                ("undecodable", Array(#"{"participant":"aline"}"#.utf8)),
+                ("accepted_at", poison(at: Int64.min)),
+                ("accepted_at", poison(at: -99_999_999_999_999)),  // year −1199
+                ("accepted_at", poison(at: Int64.max)),
+                ("unknown_poll", poison("another-poll", at: now)),
+                ("unknown_participant", poison("bbb26-paredao-10", "boninho", at: now)),
+            ]
+            let publisher = try AMQPConnection(url: url)
+            for (_, body) in kinds {
+                try body.withUnsafeBytes { try publisher.publish(to: stack.queue, body: $0) }
+            }
+            try await waitUntil("every poison message reaches the dead-letter queue", timeout: .seconds(20)) {
+                try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == UInt32(kinds.count)
             }
             #expect(try stack.queueDepth() == 0)
-            let errorLine = stack.consumer?.log.split(separator: "\n").first { $0.contains("\"level\":\"ERROR\"") && $0.contains("dead-letter") }
-            #expect(errorLine != nil, "the consumer logs an ERROR line for the dead-lettered message")
+            let errorLines = stack.consumer?.log.split(separator: "\n").filter { $0.contains("\"level\":\"ERROR\"") && $0.contains("dead-letter") } ?? []
+            #expect(errorLines.map { line in kinds.map(\.0).first { line.contains("\"reason\":\"\($0)\"") } ?? "?" } == kinds.map(\.0), "one ERROR line with its reason per poison message")
             #expect(try await stack.vote("camila", token: stack.token()).status == 202)
             let totals = try await expectTotalsSettle(stack, at: 2)
             #expect(votesByParticipant(totals) == ["aline": 1, "diego": 0, "camila": 1])
+            #expect(totals["hours"].map { "\($0)" }?.contains("1969") == false)
         }
 
         @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {

@@ -19,7 +19,10 @@ struct BatchDrainerTests {
     init() throws {
         broker = ScriptedBroker(clock: clock, journal: journal)
         store = try JournaledStore(journal: journal)
-        drainer = BatchDrainer(batchSize: 3, batchMillis: 50, deadLetterQueue: "votes.dead", logger: logs.logger) { [clock] in clock.now }
+        drainer = BatchDrainer(
+            batchSize: 3, batchMillis: 50, deadLetterQueue: "votes.dead", validator: VoteValidatorTests.validator, logger: logs.logger,
+            wallClockMillis: { 1_795_352_400_000 }
+        ) { [clock] in clock.now }
     }
 
     func drainOneBatch(stoppingWhen isStopping: () -> Bool = { false }) throws {
@@ -61,6 +64,17 @@ struct BatchDrainerTests {
         #expect(try store.total() == 2)
     }
 
+    @Test func deadLettersAPoisonVoteWithItsReasonAndCountsTheRest() throws {
+        broker.publish(message(), at: .zero)
+        broker.publish(VoteMessage.encode([Vote(id: .random(), pollID: "p1", participantID: "a", acceptedAtMillis: Int64.min)]), at: .milliseconds(5))
+        broker.publish(VoteMessage.encode([Vote(id: .random(), pollID: "p1", participantID: "nobody", acceptedAtMillis: 1_795_352_400_000)]), at: .milliseconds(6))
+        broker.publish(message(), at: .milliseconds(10))
+        try drainOneBatch()
+        #expect(journal.entries == [.deadLettered(tag: 2), .deadLettered(tag: 3), .committed(votes: 2), .acknowledged(upTo: 4)])
+        #expect(try store.total() == 2)
+        #expect(logs.entries(atLeast: .error).map { $0.metadata["reason"] } == ["accepted_at", "unknown_participant"])
+    }
+
     @Test func deadLettersTheUndecodableAtOnceAndDoesNotCountIt() throws {
         broker.publish(message(), at: .zero)
         broker.publish(junk, at: .milliseconds(5))
@@ -70,8 +84,9 @@ struct BatchDrainerTests {
         #expect(try store.total() == 2)
         let errors = logs.entries(atLeast: .error)
         try #require(errors.count == 1)
-        #expect(errors[0].message == "Undecodable message sent to the dead-letter queue")
-        #expect(Set(errors[0].metadata.keys) == ["error", "bytes", "delivery_tag", "dead_letter_queue"])
+        #expect(errors[0].message == "Invalid message sent to the dead-letter queue")
+        #expect(errors[0].metadata["reason"] == "undecodable")
+        #expect(Set(errors[0].metadata.keys) == ["reason", "error", "bytes", "delivery_tag", "redelivered", "dead_letter_queue"])
         #expect(errors[0].metadata["bytes"] == "2")
         #expect(errors[0].metadata["delivery_tag"] == "2")
         #expect(errors[0].metadata["dead_letter_queue"] == "votes.dead")

@@ -7,7 +7,7 @@ import VoteShared
 struct BatchStateMachineTests {
     /// Any instant will do: the machine only compares the instants it is given.
     let t0 = ContinuousClock.now
-    let junk = WireFormatError("not a Paredão vote message (bad magic)")
+    let junk = DeliveryRejection.undecodable(WireFormatError("not a Paredão vote message (bad magic)"))
 
     /// A machine for batches of 3 votes or 50 ms.
     func machine() -> BatchStateMachine {

@@ -80,3 +80,49 @@ struct TotalsTests {
         #expect((2...3).contains(poll.participants.count))
     }
 }
+
+/// Values from the wire or the store can be anything: nothing that renders or buckets them traps.
+@Suite("Arithmetic edges")
+struct ArithmeticEdgeTests {
+    @Test(arguments: [Int64.min, Int64.min + 1, -1, 0, 1, Int64.max - 1, Int64.max])
+    func hourBucketsAreDefinedForEveryInt64(_ millis: Int64) {
+        let start = HourBucket.start(ofMillis: millis)
+        #expect(start.isMultiple(of: 3600))
+        #expect(start <= Timestamp.floorDivision(millis, 1000).quotient)
+        #expect(Timestamp.floorDivision(millis, 1000).quotient - start < 3600)
+    }
+
+    @Test func hourBucketsFloorNegativeTimes() {
+        #expect(HourBucket.start(ofMillis: -1) == -3600)
+        #expect(HourBucket.start(ofMillis: 3_599_999) == 0)
+        #expect(HourBucket.start(ofMillis: 3_600_000) == 3600)
+    }
+
+    @Test func timestampsOutsideYears0To9999CarryTheirSign() {
+        #expect(Timestamp.iso8601(millis: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.iso8601(millis: -1) == "1969-12-31T23:59:59.999Z")
+        #expect(Timestamp.iso8601(millis: 253_402_300_800_000) == "+10000-01-01T00:00:00.000Z")
+        #expect(Timestamp.iso8601(millis: -99_999_999_999_999, fractional: false) == "-1199-02-15T14:13:20Z")
+        for millis in [Int64.min, Int64.max] {
+            let text = Timestamp.iso8601(millis: millis)
+            #expect(text.hasSuffix("Z") && text.count > 20, "\(millis) renders: \(text)")
+        }
+    }
+
+    @Test func corruptStoreCountsNeitherTrapNorCount() throws {
+        let poll = try Poll(id: "p", title: "t", participants: [
+            Participant(id: "a", name: "A", photoUrl: "/a"), Participant(id: "b", name: "B", photoUrl: "/b"),
+        ])
+        let totals = Totals(poll: poll, counts: [
+            HourlyCount(hourStart: Int64.max, participantID: "a", votes: Int64.max),
+            HourlyCount(hourStart: Int64.max, participantID: "a", votes: Int64.max),
+            HourlyCount(hourStart: Int64.min, participantID: "b", votes: 5),
+            HourlyCount(hourStart: 0, participantID: "b", votes: -7),
+        ], asOfMillis: Int64.min)
+        #expect(totals.votes == [Int64.max, 5], "sums saturate; a negative counter is ignored")
+        #expect(totals.total == Int64.max)
+        #expect(totals.percentageTenths.reduce(0, +) == 1000)
+        let json = String(decoding: totals.json(), as: UTF8.self)
+        #expect(json.contains(#""total":9223372036854775807"#))
+    }
+}

@@ -1,0 +1,76 @@
+import VoteShared
+
+/// Why a delivered message is not counted; it is dead-lettered with this reason.
+enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
+    /// Not a vote message at all.
+    case undecodable(WireFormatError)
+    /// A vote for a poll this consumer does not know.
+    case unknownPoll(String)
+    /// A vote for someone who is not a participant of its poll.
+    case unknownParticipant(poll: String, participant: String)
+    /// Accepted at a time outside the window around now (in milliseconds since 1970).
+    case acceptedAtOutOfWindow(millis: Int64)
+
+    /// The label of `paredao_consumer_dead_lettered_total`.
+    var reason: String {
+        switch self {
+        case .undecodable: "undecodable"
+        case .unknownPoll: "unknown_poll"
+        case .unknownParticipant: "unknown_participant"
+        case .acceptedAtOutOfWindow: "accepted_at"
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .undecodable(let error): "\(error)"
+        case .unknownPoll(let poll): "unknown poll \"\(poll)\""
+        case .unknownParticipant(let poll, let participant): "\"\(participant)\" is not a participant of poll \"\(poll)\""
+        case .acceptedAtOutOfWindow(let millis): "accepted at \(Timestamp.iso8601(millis: millis)), outside the accepted window"
+        }
+    }
+}
+
+/// Checks every vote of a message before anything of it counts: its poll is known, its
+/// participant belongs to that poll, and it was accepted inside a window around now — not
+/// older than the dedup window (an older id could no longer be recognised as a repeat), and
+/// not later than the allowed clock skew. Nothing here does arithmetic that can trap.
+struct VoteValidator: Sendable {
+    private let participantsByPoll: [String: Set<String>]
+    let maxAgeMillis: Int64
+    let maxSkewMillis: Int64
+
+    init(polls: [Poll], maxAge: Duration, maxSkew: Duration) {
+        participantsByPoll = Dictionary(polls.map { ($0.id, Set($0.participants.map(\.id))) }, uniquingKeysWith: { first, _ in first })
+        maxAgeMillis = maxAge.wholeMilliseconds
+        maxSkewMillis = maxSkew.wholeMilliseconds
+    }
+
+    /// The first problem of `votes` at `nowMillis`, or `nil` when every vote may count.
+    func check(_ votes: [Vote], nowMillis: Int64) -> DeliveryRejection? {
+        let earliest = nowMillis.subtractingReportingOverflow(maxAgeMillis)
+        let latest = nowMillis.addingReportingOverflow(maxSkewMillis)
+        for vote in votes {
+            guard let participants = participantsByPoll[vote.pollID] else { return .unknownPoll(vote.pollID) }
+            guard participants.contains(vote.participantID) else {
+                return .unknownParticipant(poll: vote.pollID, participant: vote.participantID)
+            }
+            let tooOld = !earliest.overflow && vote.acceptedAtMillis < earliest.partialValue
+            let tooNew = !latest.overflow && vote.acceptedAtMillis > latest.partialValue
+            if tooOld || tooNew { return .acceptedAtOutOfWindow(millis: vote.acceptedAtMillis) }
+        }
+        return nil
+    }
+
+    /// The message `body` decoded and checked at `nowMillis`.
+    func votes(in body: [UInt8], nowMillis: Int64) -> Result<[Vote], DeliveryRejection> {
+        let votes: [Vote]
+        do {
+            votes = try VoteMessage.decode(body)
+        } catch {
+            return .failure(.undecodable(error))
+        }
+        if let problem = check(votes, nowMillis: nowMillis) { return .failure(problem) }
+        return .success(votes)
+    }
+}

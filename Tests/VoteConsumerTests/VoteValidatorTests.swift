@@ -1,0 +1,60 @@
+import Testing
+@testable import VoteConsumer
+import VoteShared
+
+/// What makes a decoded vote count, and every edge of the wire's Int64 accepted-at time.
+@Suite("Vote validation")
+struct VoteValidatorTests {
+    static let now: Int64 = 1_795_352_400_000  // 2026-11-22T13:00:00Z
+    static let poll = try! Poll(id: "p1", title: "Paredão", participants: [
+        Participant(id: "a", name: "A", photoUrl: "/a.jpg"), Participant(id: "b", name: "B", photoUrl: "/b.jpg"),
+    ])
+    static let validator = VoteValidator(polls: [poll], maxAge: .seconds(24 * 3600), maxSkew: .seconds(300))
+
+    func vote(poll: String = "p1", _ participant: String = "a", at millis: Int64 = now) -> Vote {
+        Vote(id: .random(), pollID: poll, participantID: participant, acceptedAtMillis: millis)
+    }
+
+    @Test func aVoteOfAKnownPollAndParticipantInsideTheWindowCounts() {
+        #expect(Self.validator.check([vote(), vote("b", at: Self.now - 24 * 3_600_000), vote(at: Self.now + 300_000)], nowMillis: Self.now) == nil)
+    }
+
+    @Test func anUnknownPollOrParticipantIsRejected() {
+        #expect(Self.validator.check([vote(poll: "other")], nowMillis: Self.now) == .unknownPoll("other"))
+        #expect(Self.validator.check([vote("boninho")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "boninho"))
+    }
+
+    @Test(arguments: [Int64.min, Int64.min + 1, -38_000_000_000_000 /* year −1200 */, -1, 0, now - 24 * 3_600_000 - 1, now + 300_001, 253_402_300_800_000 /* year 10000 */, Int64.max])
+    func anAcceptedAtOutsideTheWindowIsRejectedWithoutTrapping(_ millis: Int64) {
+        #expect(Self.validator.check([vote(at: millis)], nowMillis: Self.now) == .acceptedAtOutOfWindow(millis: millis))
+        // Its reason renders too (the log line), whatever the value.
+        #expect(!DeliveryRejection.acceptedAtOutOfWindow(millis: millis).description.isEmpty)
+    }
+
+    @Test func oneBadVoteRejectsTheWholeMessage() {
+        #expect(Self.validator.check([vote(), vote("zé")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "zé"))
+    }
+
+    @Test func theWindowSurvivesAClockAtTheEdgesOfInt64() {
+        let wide = VoteValidator(polls: [Self.poll], maxAge: .seconds(3600), maxSkew: .seconds(3600))
+        #expect(wide.check([vote(at: Int64.min)], nowMillis: Int64.min) == nil)
+        #expect(wide.check([vote(at: Int64.max)], nowMillis: Int64.max) == nil)
+    }
+
+    @Test func bytesThatAreNotAVoteMessageAreUndecodable() {
+        guard case .failure(.undecodable) = Self.validator.votes(in: Array("{\"participant\":\"a\"}".utf8), nowMillis: Self.now) else {
+            Issue.record("expected undecodable")
+            return
+        }
+        let poison = VoteMessage.encode([vote(at: Int64.min)])
+        #expect(Self.validator.votes(in: poison, nowMillis: Self.now) == .failure(.acceptedAtOutOfWindow(millis: Int64.min)))
+        #expect(Self.validator.votes(in: VoteMessage.encode([vote()]), nowMillis: Self.now).map(\.count) == .success(1))
+    }
+
+    @Test func eachRejectionHasItsMetricReason() {
+        #expect(DeliveryRejection.undecodable(WireFormatError("x")).reason == "undecodable")
+        #expect(DeliveryRejection.unknownPoll("x").reason == "unknown_poll")
+        #expect(DeliveryRejection.unknownParticipant(poll: "p", participant: "x").reason == "unknown_participant")
+        #expect(DeliveryRejection.acceptedAtOutOfWindow(millis: 0).reason == "accepted_at")
+    }
+}
