@@ -160,6 +160,19 @@ final class TestStack: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(apiPort)" }
 
+    /// A stack whose consumer runs and whose API is ready (the caller stops it).
+    static func running(extraEnvironment: [String: String] = [:]) async throws -> TestStack {
+        let stack = try TestStack(extraEnvironment: extraEnvironment)
+        try stack.startConsumer()
+        do {
+            try await stack.startAPI()
+        } catch {
+            stack.stopAll()
+            throw error
+        }
+        return stack
+    }
+
     func startConsumer() throws {
         consumer = try ChildProcess(name: "consumer", executable: "VoteConsumer", environment: environment, folder: folder)
     }

@@ -34,10 +34,8 @@ extension RealBrokerSuites {
         }
 
         @Test func aSolvedChallengeGivesATokenThatKeepsWorkingAcrossRestarts() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let challenge = try await stack.http.send("POST", stack.baseURL + "/api/v1/challenges")
             #expect(challenge.status == 201)
             let encoded = try #require(challenge.json["challenge"] as? String)
@@ -60,10 +58,8 @@ extension RealBrokerSuites {
         }
 
         @Test func theRateLimitAnswers429AndAnExhaustedBudget401() async throws {
-            let stack = try TestStack(extraEnvironment: ["PAREDAO_VOTE_RATE": "0.5", "PAREDAO_VOTE_BURST": "2"])
+            let stack = try await TestStack.running(extraEnvironment: ["PAREDAO_VOTE_RATE": "0.5", "PAREDAO_VOTE_BURST": "2"])
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let token = stack.token()
             #expect(try await stack.vote("aline", token: token).status == 202)
             #expect(try await stack.vote("aline", token: token).status == 202)

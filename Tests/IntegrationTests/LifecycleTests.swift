@@ -19,10 +19,8 @@ extension RealBrokerSuites {
         }
 
         @Test func sigtermStopsBothServicesCleanly() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             #expect(try await stack.vote("aline", token: stack.token()).status == 202)
             _ = try await expectTotalsSettle(stack, at: 1)
             for process in [stack.api, stack.consumer].compactMap({ $0 }) {
@@ -38,10 +36,8 @@ extension RealBrokerSuites {
         /// (503): the HTTP service drains before the publisher stops.
         @Test func sigtermLetsVotesWaitingForTheirConfirmFinish() async throws {
             // Every vote waits 100 ms in the publisher's mailbox: they are in flight when the signal comes.
-            let stack = try TestStack(extraEnvironment: ["PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "100000"])
+            let stack = try await TestStack.running(extraEnvironment: ["PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "100000"])
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let token = stack.token()
             #expect(try await stack.vote("aline", token: token).status == 202)
             let api = try #require(stack.api)

@@ -8,10 +8,8 @@ extension RealBrokerSuites {
     @Suite("Totals freshness on a real RabbitMQ")
     struct TotalsFreshnessTests {
         @Test func aSingleReadAfterAnIdlePeriodShowsWhatTheStoreCommitted() async throws {
-            let stack = try TestStack(extraEnvironment: ["PAREDAO_TOTALS_REFRESH_MS": "200"])
+            let stack = try await TestStack.running(extraEnvironment: ["PAREDAO_TOTALS_REFRESH_MS": "200"])
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             #expect(try await stack.totals()["total"] as? Int == 0)
             #expect(try await stack.vote("diego", token: stack.token()).status == 202)
             // Watch the store itself, not the API, until the vote is committed.

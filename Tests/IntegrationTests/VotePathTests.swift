@@ -110,10 +110,8 @@ extension RealBrokerSuites {
     @Suite("Vote path on a real RabbitMQ")
     struct VotePathTests {
         @Test func tenThousandVotesAreCountedOverallPerParticipantAndPerHour() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let tally = await postVotes(10_000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
             #expect(tally.statuses == [202: 10_000])
             let totals = try await expectTotalsSettle(stack, at: tally.acceptedCount)
@@ -126,10 +124,8 @@ extension RealBrokerSuites {
         }
 
         @Test func aRetriedClickWithTheSameVoteIdIsCountedOnce() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let token = stack.token()
             let click = UUID().uuidString
             for _ in 0..<3 {
@@ -141,10 +137,8 @@ extension RealBrokerSuites {
         }
 
         @Test func aConsumerKilledMidStreamStillCountsEveryAcceptedVoteExactlyOnce() async throws {
-            let stack = try TestStack(extraEnvironment: ["PAREDAO_CONSUMER_BATCH_SIZE": "200", "PAREDAO_CONSUMER_BATCH_MS": "20"])
+            let stack = try await TestStack.running(extraEnvironment: ["PAREDAO_CONSUMER_BATCH_SIZE": "200", "PAREDAO_CONSUMER_BATCH_MS": "20"])
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let accepted = Progress()
             let token = stack.token()
             let sender = Task { await postVotes(6000, concurrency: 16, stack: stack, token: token, participant: skewedParticipant, progress: accepted) }
@@ -164,12 +158,10 @@ extension RealBrokerSuites {
         @Test func underLoadVotesShareAMQPMessagesAndEachIsStillCountedOnce() async throws {
             // Linger at any rate, 5 ms: 32 voters at once must share messages.
             let metricsPort = try TestStack.freePort()
-            let stack = try TestStack(extraEnvironment: [
+            let stack = try await TestStack.running(extraEnvironment: [
                 "PAREDAO_PUBLISH_LINGER_ABOVE": "0", "PAREDAO_PUBLISH_LINGER_US": "5000", "PAREDAO_API_METRICS_PORT": String(metricsPort),
             ])
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let tally = await postVotes(3000, concurrency: 32, stack: stack, token: stack.token(), participant: skewedParticipant)
             #expect(tally.statuses == [202: 3000])
             let totals = try await expectTotalsSettle(stack, at: 3000)
@@ -185,10 +177,8 @@ extension RealBrokerSuites {
         /// Each kind of poison message — from anyone who can publish to the queue — is
         /// dead-lettered with an ERROR line and counts nothing, and counting goes on.
         @Test func everyKindOfPoisonMessageIsDeadLetteredAndCountsNothing() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             #expect(try await stack.vote("aline", token: stack.token()).status == 202)
             let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
             func poison(_ poll: String = "bbb26-paredao-10", _ participant: String = "aline", at millis: Int64) -> [UInt8] {
@@ -220,10 +210,8 @@ extension RealBrokerSuites {
         }
 
         @Test func withTheBrokerStoppedVotesGet503AndReadinessFailsUntilItIsBack() async throws {
-            let stack = try TestStack()
+            let stack = try await TestStack.running()
             defer { stack.stopAll() }
-            try stack.startConsumer()
-            try await stack.startAPI()
             let token = stack.token()
             #expect(try await stack.vote("aline", token: token).status == 202)
 

@@ -224,11 +224,11 @@ struct HTTPConnectionStateMachine {
             }
             state = .closing(queue)
             return .none
-        case .closing(var queue):
-            state = .modifying
-            queue.closesWhenDone = true
-            state = .closing(queue)
-            return .none
+        case .closing:
+            return changeQueue { queue in
+                queue.closesWhenDone = true
+                return .none
+            }
         case .closed:
             return .none
         case .modifying:
