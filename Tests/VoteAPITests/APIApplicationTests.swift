@@ -181,3 +181,32 @@ struct SessionLimiterTests {
         #expect(governor.difficulty(for: busy, nowMillis: 20_000) == 16)
     }
 }
+
+@Suite("Strict routes")
+struct StrictRouteTests {
+    @Test(arguments: Route.allCases.filter { $0 != .unmatched })
+    func aRouteMatchesOnlyItsExactSpellingWithOrWithoutAQuery(_ route: Route) {
+        #expect(Route(uri: route.rawValue) == route)
+        #expect(Route(uri: route.rawValue + "?poll=x") == route)
+        for alias in [route.rawValue + "/", "/" + route.rawValue, route.rawValue + "//", route.rawValue.uppercased(),
+                      route.rawValue.replacingOccurrences(of: "/", with: "//"), route.rawValue + "%2F", route.rawValue + ";x",
+                      route.rawValue + "/?x", route.rawValue + "#x", " " + route.rawValue, route.rawValue + "/.", route.rawValue + "/../" + route.rawValue.split(separator: "/").last!] {
+            #expect(Route(uri: alias) == .unmatched, "\(alias) is not an alias of \(route.rawValue)")
+        }
+    }
+
+    @Test func unmatchedIsNotARouteName() {
+        #expect(Route(uri: "unmatched") == .unmatched)
+        #expect(Route(uri: "") == .unmatched)
+        #expect(Route(uri: "?") == .unmatched)
+    }
+
+    @Test func theApplicationAnswersEverySlashedSpelling404() throws {
+        let app = try TestApplication()
+        for path in ["/api/v1/challenges/", "/api/v1/sessions/", "/api/v1/votes/", "/api/v1/totals/", "//api/v1/challenges", "/total/"] {
+            let (response, body) = try app.send(path.contains("totals") || path.contains("total/") ? .GET : .POST, path)
+            #expect(response.status == .notFound, "\(path)")
+            #expect(body.errorCode == "not_found", "\(path)")
+        }
+    }
+}

@@ -461,6 +461,19 @@ class PagesTest(unittest.TestCase):
         status, _, _ = http("GET", self.base + "/metrics")
         self.assertEqual(status, 404)
 
+    def test_06b_api_spellings_that_are_not_routes_are_json_404s(self):
+        # A trailing slash, another case or an unknown path under /api/ never reaches a
+        # route (so no per-location limit is stepped around); a merged double slash does,
+        # under its limits, and the API answers 404 to the unexact spelling.
+        for method, path in (("POST", "/api/v1/challenges/"), ("POST", "/api/v1/sessions/"), ("POST", "/api/v1/votes/"),
+                             ("GET", "/api/v1/totals/"), ("GET", "/api/v1/Totals"), ("GET", "/api/v2/totals"),
+                             ("POST", "//api/v1/challenges"), ("GET", "/api/")):
+            status, headers, body = http(method, self.base + path)
+            self.assertEqual(status, 404, "%s %s" % (method, path))
+            self.assertEqual((body or {}).get("error", {}).get("code"), "not_found", "%s %s: %r" % (method, path, body))
+        minted = sum(http("POST", self.base + "/api/v1/challenges/")[0] == 201 for _ in range(20))
+        self.assertEqual(minted, 0, "a slashed spelling must not mint challenges")
+
     def test_07_broker_down_shows_friendly_error(self):
         d = self.driver
         participant = self.poll["participants"][-1]["id"]

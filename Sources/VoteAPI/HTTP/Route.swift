@@ -12,15 +12,19 @@ enum Route: String, CaseIterable {
     case readyz = "/readyz"
     case unmatched
 
-    /// The route for a request target (query string ignored).
+    /// The route for a request target, its query string ignored. Strict: a path either is
+    /// a route, spelled exactly, or is unmatched (404) — no trailing-slash, double-slash,
+    /// case or percent-encoded aliases, which would slip past limits set per location.
     init(uri: String) {
-        if let exact = Route(rawValue: uri) {
+        if let exact = Route(rawValue: uri), exact != .unmatched {
             self = exact
             return
         }
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        self = Route(rawValue: trimmed) ?? .unmatched
+        guard let query = uri.utf8.firstIndex(of: UInt8(ascii: "?")), let route = Route(rawValue: String(uri[..<query])), route != .unmatched else {
+            self = .unmatched
+            return
+        }
+        self = route
     }
 
     /// The methods the route answers.
