@@ -113,14 +113,14 @@ start_stack() {
   export PAREDAO_AMQP_URL=amqp://guest:guest@127.0.0.1:5692/
   export PAREDAO_SQLITE_PATH="$BENCH/votes.sqlite"
   export PAREDAO_API_PORT=$API_PORT PAREDAO_API_METRICS_PORT=19191 PAREDAO_CONSUMER_METRICS_PORT=19192
-  export PAREDAO_VOTE_RATE=100000 PAREDAO_VOTE_BURST=100000 PAREDAO_SESSION_BUDGET=1000000000
+  export PAREDAO_VOTE_RATE=100000 PAREDAO_VOTE_BURST=100000 PAREDAO_SESSION_BUDGET=1000000000 PAREDAO_NETWORK_SESSION_RATE=1000000 PAREDAO_NETWORK_SESSION_BURST=1000000
   export PAREDAO_POW_DIFFICULTY=16 PAREDAO_POW_MAX_DIFFICULTY=16
   export PAREDAO_LOG_LEVEL=info
   head -c 12 /dev/urandom | base64 >"$BENCH/panel-password"
   # PIDs in var/bench/run/, logs in var/bench/log/, nginx in var/bench/nginx/.
   stack_start --dir "$BENCH" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
     --password "$BENCH/panel-password" --htpasswd "$BENCH/htpasswd" -- \
-    --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 --session-rate 100000r/s --session-burst 100000
+    --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 --session-rate 100000r/s --session-burst 100000 --conn-limit 100000
   CONSUMER_PID="$(stack_pid "$BENCH" consumer)"
   API_PID="$(stack_pid "$BENCH" api)"
   log "minting $TOKENS session tokens (difficulty 16, real challenges)"

@@ -27,6 +27,7 @@ Options:
   --vote-burst N          burst for votes (default 100)
   --session-rate RATE     per-IP limit on challenges and sessions (default 2r/s)
   --session-burst N       burst for challenges and sessions (default 10)
+  --conn-limit N          open connections per client address (IPv6: per /48) (default 128)
   --user USER[:GROUP]     worker user when started as root (default: the user running this)
   --check                 run 'nginx -t' on the rendered config
   -h, --help              show this help
@@ -50,6 +51,7 @@ vote_rate="50r/s"
 vote_burst="100"
 session_rate="2r/s"
 session_burst="10"
+conn_limit="128"
 user_spec=""
 check=0
 
@@ -69,6 +71,7 @@ while [[ $# -gt 0 ]]; do
         --vote-burst) need_arg "$@"; vote_burst="$2"; shift 2 ;;
         --session-rate) need_arg "$@"; session_rate="$2"; shift 2 ;;
         --session-burst) need_arg "$@"; session_burst="$2"; shift 2 ;;
+        --conn-limit) need_arg "$@"; conn_limit="$2"; shift 2 ;;
         --user) need_arg "$@"; user_spec="$2"; shift 2 ;;
         --check) check=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -97,7 +100,7 @@ addr_re='^[][A-Za-z0-9.:_-]+$'   # host:port, [v6]:port or unix:/path
 for rate in "$vote_rate" "$session_rate"; do
     [[ "$rate" =~ ^[0-9]+r/[sm]$ ]] || die "bad rate (want e.g. 50r/s): $rate"
 done
-for burst in "$vote_burst" "$session_burst"; do
+for burst in "$vote_burst" "$session_burst" "$conn_limit"; do
     [[ "$burst" =~ ^[0-9]+$ ]] || die "bad burst: $burst"
 done
 for path in "$prefix" "$frontend" "$chartjs" "$htpasswd"; do
@@ -144,7 +147,7 @@ export NGX_PREFIX="$prefix" NGX_LISTEN="$listen" NGX_FRONTEND="$frontend" \
     NGX_HTPASSWD="$htpasswd" NGX_CHARTJS_DIR="${chartjs%/}" NGX_WORKERS="$workers" \
     NGX_WORKER_CONNECTIONS="$worker_connections" NGX_RLIMIT_NOFILE="$rlimit_nofile" NGX_VOTE_RATE="$vote_rate" \
     NGX_VOTE_BURST="$vote_burst" NGX_SESSION_RATE="$session_rate" \
-    NGX_SESSION_BURST="$session_burst" NGX_USER_DIRECTIVE="$user_directive" \
+    NGX_SESSION_BURST="$session_burst" NGX_CONN_LIMIT="$conn_limit" NGX_USER_DIRECTIVE="$user_directive" \
     NGX_UPSTREAM_SERVERS="${upstream_servers%$'\n'}"
 
 # envsubst takes the literal list of ${NAME}s to replace (nginx's own $vars stay).
@@ -153,7 +156,7 @@ vars='${NGX_PREFIX} ${NGX_LISTEN} ${NGX_FRONTEND} ${NGX_HTPASSWD} ${NGX_CHARTJS_
 # shellcheck disable=SC2016
 vars+=' ${NGX_WORKERS} ${NGX_WORKER_CONNECTIONS} ${NGX_RLIMIT_NOFILE} ${NGX_VOTE_RATE} ${NGX_VOTE_BURST}'
 # shellcheck disable=SC2016
-vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
+vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_CONN_LIMIT} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
 
 tmp="$(mktemp "${prefix}/nginx.conf.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT

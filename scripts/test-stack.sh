@@ -92,6 +92,46 @@ nginx_vote_logging() {
   echo "nginx: 401 logged, 202 not logged, vote answer not gzipped"
 }
 
+# The key of nginx's per-client limits: an IPv6 client's /48 (the network a token binds
+# to), whatever its address in it. The stack's own map block runs in a small nginx that
+# reads the address from a header instead of the socket (the stack listens on IPv4 only).
+nginx_client_key() {
+  local dir="$STACK/nginx-key" map key expected address failed=0
+  mkdir -p "$dir/logs" "$dir/tmp"
+  # shellcheck disable=SC2016  # nginx's variables, not the shell's
+  map="$(sed -n '/map \$remote_addr \$paredao_client_key {/,/^    }/p' "$STACK/nginx/nginx.conf" | sed 's/\$remote_addr/$http_x_test_address/')"
+  [[ -n "$map" ]] || { echo "no client-key map in the rendered nginx.conf" >&2; return 1; }
+  cat >"$dir/nginx.conf" <<CONF
+daemon on;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp;
+  $map
+  server { listen 127.0.0.1:18010; location / { return 200 "\$paredao_client_key"; } }
+}
+CONF
+  nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" || return 1
+  wait_http http://127.0.0.1:18010/ 10 || return 1
+  while read -r address expected; do
+    key="$(curl -fsS -H "X-Test-Address: $address" http://127.0.0.1:18010/)"
+    if [[ "$key" != "$expected" ]]; then
+      echo "client key of $address: got '$key', want '$expected'" >&2
+      failed=1
+    fi
+  done <<'CASES'
+2001:db8:1:2::5 2001:db8:1
+2001:db8:1:ffff:ffff:ffff:ffff:ffff 2001:db8:1
+2001:db8::5 2001:db8:0
+2001:db8:0:1::1 2001:db8:0
+2001::1 2001:0:0
+CASES
+  stop_pid "$(cat "$dir/nginx.pid")" 5 QUIT || true
+  ((failed == 0)) && echo "nginx: IPv6 clients share their /48's limits"
+}
+
 run_suite() {
   local name="$1"
   shift
@@ -114,6 +154,7 @@ main() {
     PAREDAO_PANEL_USER=produtor PAREDAO_PANEL_PASSWORD="$(cat "$STACK/panel-password")" \
     PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" /usr/bin/python3 "$ROOT/Tests/browser/test_pages.py"
   run_suite "nginx: refused votes logged, accepted ones counted only" nginx_vote_logging
+  run_suite "nginx: per-client limits key IPv6 by /48" nginx_client_key
   run_suite "broker outage: 503, ERROR logs, error dashboard, alert" env PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" \
     PAREDAO_API_URL=http://127.0.0.1:18080 PAREDAO_PROM_URL=http://127.0.0.1:19090 \
     PAREDAO_AM_URL=http://127.0.0.1:19093 PAREDAO_LOG_DIR="$STACK/log" \

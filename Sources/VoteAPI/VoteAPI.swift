@@ -56,7 +56,7 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
             services.append(ChannelService(metrics, name: "metrics"))
         }
         let connections = ConnectionTracker()
-        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group, connections: connections)
+        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group, connections: connections, maxConnections: configuration.maxConnections)
         services.append(HTTPServerService(listener: http, connections: connections, drainTimeout: .seconds(configuration.drainSeconds)))
         let port = http.localAddress?.port ?? configuration.port
         Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
@@ -71,14 +71,19 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
     }
 }
 
-/// Binds the API's HTTP/1.1 listener; every connection it accepts is tracked in `connections`.
-func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup, connections: ConnectionTracker) async throws -> any Channel {
+/// Binds the API's HTTP/1.1 listener; every connection it accepts is tracked in
+/// `connections`, and one over `maxConnections` is closed at once.
+func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup, connections: ConnectionTracker, maxConnections: Int) async throws -> any Channel {
     try await ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .childChannelOption(.maxMessagesPerRead, value: 16)
         .childChannelInitializer { channel in
+            guard connections.openConnections < maxConnections else {
+                ConnectionDeadlines.closed(reason: "too_many_connections")
+                return channel.close()
+            }
             connections.track(channel)
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addAPIHandlers(application: application)
@@ -89,8 +94,10 @@ func bindHTTPServer(application: APIApplication, host: String, port: Int, group:
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// NIO's HTTP/1.1 request decoder and the API's handler, which writes answers itself.
+    /// The connection's deadlines, NIO's HTTP/1.1 request decoder and the API's handler,
+    /// which writes answers itself.
     func addAPIHandlers(application: APIApplication) throws {
+        try addHandler(ConnectionDeadlines(limits: application.connectionLimits))
         try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try addHandler(APIHandler(application: application))
     }

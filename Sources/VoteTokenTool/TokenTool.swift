@@ -85,6 +85,7 @@ struct TokenTool: AsyncParsableCommand {
         }
     }
 
+    /// POSTs `body`; a `429` is retried after its `Retry-After` (up to 10 times).
     static func post(_ url: String, body: Data?) async throws -> [String: Any] {
         guard let target = URL(string: url) else { throw ToolError(description: "bad URL \(url)") }
         var request = URLRequest(url: target)
@@ -93,11 +94,20 @@ struct TokenTool: AsyncParsableCommand {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status), let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ToolError(description: "\(url) answered \(status): \(String(decoding: data, as: UTF8.self))")
+        for _ in 0..<10 {
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = response as? HTTPURLResponse
+            let status = http?.statusCode ?? 0
+            if status == 429 {
+                let wait = (http?.value(forHTTPHeaderField: "Retry-After")).flatMap(Int.init) ?? 1
+                try await Task.sleep(for: .seconds(min(max(wait, 1), 30)))
+                continue
+            }
+            guard (200..<300).contains(status), let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ToolError(description: "\(url) answered \(status): \(String(decoding: data, as: UTF8.self))")
+            }
+            return object
         }
-        return object
+        throw ToolError(description: "\(url) kept answering 429 (rate limited)")
     }
 }

@@ -210,3 +210,49 @@ struct StrictRouteTests {
         }
     }
 }
+
+@Suite("Per-network limits")
+struct NetworkLimitTests {
+    @Test func aNetworkGetsItsBurstThenTheRateAndOthersAreUnaffected() {
+        let limiter = NetworkLimiter(ratePerSecond: 2, burst: 3, maxNetworks: 100)
+        let busy = ClientNetwork(address: "198.51.100.7")!
+        let neighbour = ClientNetwork(address: "198.51.100.200")!  // same /24
+        let other = ClientNetwork(address: "203.0.113.1")!
+        #expect((0..<3).map { _ in limiter.admit(busy, nowMillis: 0) } == [nil, nil, nil])
+        #expect(limiter.admit(neighbour, nowMillis: 0) == 1, "the /24 shares one bucket")
+        #expect(limiter.admit(other, nowMillis: 0) == nil)
+        #expect(limiter.admit(busy, nowMillis: 499) == 1)
+        #expect(limiter.admit(busy, nowMillis: 500) == nil, "one request per 1/rate seconds")
+    }
+
+    @Test func anIPv6NetworkIsItsSlash48() {
+        let limiter = NetworkLimiter(ratePerSecond: 1, burst: 1, maxNetworks: 100)
+        #expect(limiter.admit(ClientNetwork(address: "2001:db8:1:1::1")!, nowMillis: 0) == nil)
+        #expect(limiter.admit(ClientNetwork(address: "2001:db8:1:ffff::9")!, nowMillis: 0) != nil)
+    }
+
+    @Test func theTableStaysBounded() {
+        let limiter = NetworkLimiter(ratePerSecond: 1, burst: 1, maxNetworks: 64)
+        for index in 0..<10_000 {
+            let address = "10.\(index / 256 % 256).\(index % 256).1"
+            #expect(limiter.admit(ClientNetwork(address: address)!, nowMillis: Int64(index)) == nil, "a new network is never refused for lack of room")
+        }
+        #expect(limiter.trackedNetworks <= 64)
+    }
+
+    @Test func challengesFromOneNetworkAre429BeyondTheLimitWithRetryAfter() throws {
+        let app = try TestApplication(environment: ["PAREDAO_NETWORK_SESSION_RATE": "0.5", "PAREDAO_NETWORK_SESSION_BURST": "2"])
+        #expect(try app.send(.POST, "/api/v1/challenges").0.status == .created)
+        #expect(try app.send(.POST, "/api/v1/challenges").0.status == .created)
+        let (limited, body) = try app.send(.POST, "/api/v1/challenges")
+        #expect(limited.status == .tooManyRequests)
+        #expect(body.errorCode == "rate_limited")
+        #expect(limited.headers.contains { $0.0 == "Retry-After" })
+        // Behind a trusted proxy the limit follows the client's network, not the proxy's.
+        #expect(try app.send(.POST, "/api/v1/challenges", headers: [("X-Real-IP", "203.0.113.9")]).0.status == .created)
+        let session = #"{"challenge":"x","counter":1}"#
+        #expect(try app.send(.POST, "/api/v1/sessions", body: session).1.errorCode == "challenge_invalid")
+        #expect(try app.send(.POST, "/api/v1/sessions", body: session).1.errorCode == "challenge_invalid")
+        #expect(try app.send(.POST, "/api/v1/sessions", body: session).1.errorCode == "rate_limited")
+    }
+}

@@ -114,4 +114,64 @@ struct APIHandlerTests {
             #expect(buffer.readString(length: buffer.readableBytes) == String(value))
         }
     }
+
+    // MARK: Timeouts and caps
+
+    @Test func manyHeadersAre431AndTheConnectionCloses() throws {
+        let (channel, _) = try channel()
+        let headers = (0..<5000).map { "X-H\($0): v\r\n" }.joined()
+        try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\(headers)\r\n"))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 431"))
+        #expect(text.contains(#""code":"headers_too_large""#))
+        #expect(!channel.isActive)
+    }
+
+    @Test func headersOverTheByteLimitAre431() throws {
+        let (channel, _) = try channel()
+        let big = String(repeating: "a", count: 9000)
+        try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n"))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 431"))
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 200"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(70))
+        #expect(channel.isActive, "70 s idle is within the 75 s timeout")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(7))
+        #expect(!channel.isActive)
+    }
+
+    @Test func headersThatTrickleInAre408() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\n"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        try channel.writeInbound(ByteBuffer(string: "Content-Type: application/json\r\n"))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(7))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 408"))
+        #expect(text.contains(#""code":"request_timeout""#))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aBodyThatTricklesInIs408() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"par"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(12))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 408"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aConnectionThatKeepsAskingInTimeStaysOpen() throws {
+        let (channel, _) = try channel()
+        for _ in 0..<5 {
+            try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(try output(channel).hasPrefix("HTTP/1.1 200"))
+            channel.embeddedEventLoop.advanceTime(by: .seconds(60))
+        }
+        #expect(channel.isActive)
+    }
 }

@@ -269,4 +269,22 @@ struct HTTPConnectionStateMachineTests {
         #expect(machine.endReceived() == .answer(.complete(vote, body: ByteBuffer(string: "{}"), keepAlive: false, started: t)))
         #expect(machine.answerFinished() == .close)
     }
+
+    @Test func tooManyHeaderFieldsOrBytesIs431AndTheLast() {
+        var machine = machine()
+        #expect(machine.headReceived(vote, contentLength: 2, keepAlive: true, headersTooLarge: true, now: t) == .answer(.headersTooLarge(vote, started: t)))
+        #expect(machine.bodyReceived(ByteBuffer(string: "{}")) == .none, "its body is ignored")
+        #expect(machine.headReceived(health, contentLength: nil, keepAlive: true, now: t) == .none, "nothing after it is read")
+    }
+
+    @Test func theConnectionIsIdleOnlyWithNothingReceivedAnsweredOrWaiting() {
+        var machine = machine()
+        #expect(machine.isIdle)
+        _ = machine.headReceived(health, contentLength: nil, keepAlive: true, now: t)
+        #expect(!machine.isIdle)
+        _ = machine.endReceived()
+        #expect(!machine.isIdle)
+        _ = machine.answerFinished()
+        #expect(machine.isIdle)
+    }
 }

@@ -25,9 +25,17 @@ enum APISettings {
     static let challengeLifetimeSeconds = Setting("PAREDAO_CHALLENGE_TTL_SECONDS", default: 120, help: "how long a challenge may be solved").within(5...3600)
     static let baseDifficulty = Setting("PAREDAO_POW_DIFFICULTY", default: 16, help: "leading zero bits asked when traffic is normal").within(0...Challenge.maximumDifficulty)
     static let maxDifficulty = Setting("PAREDAO_POW_MAX_DIFFICULTY", default: 19, help: "cap of the adaptive difficulty").within(0...Challenge.maximumDifficulty)
+    static let networkSessionRate = Setting("PAREDAO_NETWORK_SESSION_RATE", default: 20.0, help: "challenges, and sessions, per client network (/24 or /48) per second, sustained; more get 429").within(0.01...1_000_000)
+    static let networkSessionBurst = Setting("PAREDAO_NETWORK_SESSION_BURST", default: 60, help: "challenges, and sessions, per client network in a burst").within(1...10_000_000)
     static let trustedProxies = Setting("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"], help: "peers whose X-Real-IP / X-Forwarded-For is believed")
     static let maxTrackedSessions = Setting("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, help: "sessions whose rate and budget are tracked in memory").within(16...100_000_000)
     static let verifiedTokenSlots = Setting("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, help: "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)").within(0...100_000_000)
+    static let idleTimeoutSeconds = Setting("PAREDAO_IDLE_TIMEOUT_SECONDS", default: 75, help: "a keep-alive connection idle this long is closed (keep it above nginx's upstream keepalive_timeout, 60 s)").within(1...3600)
+    static let headerTimeoutSeconds = Setting("PAREDAO_HEADER_TIMEOUT_SECONDS", default: 10, help: "a request's headers must arrive within this long of its first byte, else 408").within(1...300)
+    static let bodyTimeoutSeconds = Setting("PAREDAO_BODY_TIMEOUT_SECONDS", default: 10, help: "a request's body must arrive within this long of its headers, else 408").within(1...300)
+    static let maxConnections = Setting("PAREDAO_MAX_CONNECTIONS", default: 16384, help: "open connections at most; more are closed at once").within(1...1_000_000)
+    static let maxHeaderFields = Setting("PAREDAO_MAX_HEADER_FIELDS", default: 64, help: "header fields per request; more get 431").within(4...10_000)
+    static let maxHeaderBytes = Setting("PAREDAO_MAX_HEADER_BYTES", default: 8192, help: "bytes of header names and values per request; more get 431").within(256...1_048_576)
     static let drainSeconds = Setting("PAREDAO_DRAIN_SECONDS", default: 10, help: "on SIGTERM, how long open requests (votes waiting for their confirm) may take to finish").within(0...300)
     static let tokenKeysFile = Setting("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys", help: "HMAC keys (id:base64 per line, last signs)")
     static let tokenKeys = Setting("PAREDAO_TOKEN_KEYS", default: "", help: "inline keys, comma-separated, instead of the file")
@@ -61,9 +69,17 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.challengeLifetimeSeconds.flag), help: APISettings.challengeLifetimeSeconds.argumentHelp) var challengeLifetimeSeconds: String?
     @Option(name: .customLong(APISettings.baseDifficulty.flag), help: APISettings.baseDifficulty.argumentHelp) var baseDifficulty: String?
     @Option(name: .customLong(APISettings.maxDifficulty.flag), help: APISettings.maxDifficulty.argumentHelp) var maxDifficulty: String?
+    @Option(name: .customLong(APISettings.networkSessionRate.flag), help: APISettings.networkSessionRate.argumentHelp) var networkSessionRate: String?
+    @Option(name: .customLong(APISettings.networkSessionBurst.flag), help: APISettings.networkSessionBurst.argumentHelp) var networkSessionBurst: String?
     @Option(name: .customLong(APISettings.trustedProxies.flag), help: APISettings.trustedProxies.argumentHelp) var trustedProxies: String?
     @Option(name: .customLong(APISettings.maxTrackedSessions.flag), help: APISettings.maxTrackedSessions.argumentHelp) var maxTrackedSessions: String?
     @Option(name: .customLong(APISettings.verifiedTokenSlots.flag), help: APISettings.verifiedTokenSlots.argumentHelp) var verifiedTokenSlots: String?
+    @Option(name: .customLong(APISettings.idleTimeoutSeconds.flag), help: APISettings.idleTimeoutSeconds.argumentHelp) var idleTimeoutSeconds: String?
+    @Option(name: .customLong(APISettings.headerTimeoutSeconds.flag), help: APISettings.headerTimeoutSeconds.argumentHelp) var headerTimeoutSeconds: String?
+    @Option(name: .customLong(APISettings.bodyTimeoutSeconds.flag), help: APISettings.bodyTimeoutSeconds.argumentHelp) var bodyTimeoutSeconds: String?
+    @Option(name: .customLong(APISettings.maxConnections.flag), help: APISettings.maxConnections.argumentHelp) var maxConnections: String?
+    @Option(name: .customLong(APISettings.maxHeaderFields.flag), help: APISettings.maxHeaderFields.argumentHelp) var maxHeaderFields: String?
+    @Option(name: .customLong(APISettings.maxHeaderBytes.flag), help: APISettings.maxHeaderBytes.argumentHelp) var maxHeaderBytes: String?
     @Option(name: .customLong(APISettings.drainSeconds.flag), help: APISettings.drainSeconds.argumentHelp) var drainSeconds: String?
     @Option(name: .customLong(APISettings.tokenKeysFile.flag), help: APISettings.tokenKeysFile.argumentHelp) var tokenKeysFile: String?
     @Option(name: .customLong(APISettings.tokenKeys.flag), help: APISettings.tokenKeys.argumentHelp) var tokenKeys: String?
@@ -92,9 +108,13 @@ struct APIConfiguration: Sendable {
     var challengeLifetimeSeconds: Int
     var baseDifficulty: Int
     var maxDifficulty: Int
+    var networkSessionRate: Double
+    var networkSessionBurst: Int
     var trustedProxies: [String]
     var maxTrackedSessions: Int
     var verifiedTokenSlots: Int
+    var connectionLimits: ConnectionLimits
+    var maxConnections: Int
     var drainSeconds: Int
     var tokenKeysFile: String
     var tokenKeys: String
@@ -122,9 +142,19 @@ struct APIConfiguration: Sendable {
         challengeLifetimeSeconds = try APISettings.challengeLifetimeSeconds.value(flag: command.challengeLifetimeSeconds, environment: env)
         baseDifficulty = try APISettings.baseDifficulty.value(flag: command.baseDifficulty, environment: env)
         maxDifficulty = try APISettings.maxDifficulty.value(flag: command.maxDifficulty, environment: env)
+        networkSessionRate = try APISettings.networkSessionRate.value(flag: command.networkSessionRate, environment: env)
+        networkSessionBurst = try APISettings.networkSessionBurst.value(flag: command.networkSessionBurst, environment: env)
         trustedProxies = try APISettings.trustedProxies.value(flag: command.trustedProxies, environment: env)
         maxTrackedSessions = try APISettings.maxTrackedSessions.value(flag: command.maxTrackedSessions, environment: env)
         verifiedTokenSlots = try APISettings.verifiedTokenSlots.value(flag: command.verifiedTokenSlots, environment: env)
+        connectionLimits = ConnectionLimits(
+            idle: .seconds(try APISettings.idleTimeoutSeconds.value(flag: command.idleTimeoutSeconds, environment: env)),
+            header: .seconds(try APISettings.headerTimeoutSeconds.value(flag: command.headerTimeoutSeconds, environment: env)),
+            body: .seconds(try APISettings.bodyTimeoutSeconds.value(flag: command.bodyTimeoutSeconds, environment: env)),
+            maxHeaderFields: try APISettings.maxHeaderFields.value(flag: command.maxHeaderFields, environment: env),
+            maxHeaderBytes: try APISettings.maxHeaderBytes.value(flag: command.maxHeaderBytes, environment: env)
+        )
+        maxConnections = try APISettings.maxConnections.value(flag: command.maxConnections, environment: env)
         drainSeconds = try APISettings.drainSeconds.value(flag: command.drainSeconds, environment: env)
         tokenKeysFile = try APISettings.tokenKeysFile.value(flag: command.tokenKeysFile, environment: env)
         tokenKeys = try APISettings.tokenKeys.value(flag: command.tokenKeys, environment: env)

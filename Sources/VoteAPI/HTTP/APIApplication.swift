@@ -15,8 +15,12 @@ final class APIApplication: Sendable {
     let limiter: SessionLimiter
     let spentChallenges: SpentChallenges
     let governor: DifficultyGovernor
+    /// Challenges per client network, and sessions per client network.
+    let challengeLimiter: NetworkLimiter
+    let sessionLimiter: NetworkLimiter
     let metrics = APIMetrics()
     let trustedProxies: Set<String>
+    let connectionLimits: ConnectionLimits
     private let pollJSON: [UInt8]
 
     init(configuration: APIConfiguration, poll: Poll, keyring: TokenKeyring, publisher: any VotePublishing, totals: any TotalsReading) {
@@ -28,7 +32,10 @@ final class APIApplication: Sendable {
         limiter = SessionLimiter(ratePerSecond: configuration.voteRatePerSecond, burst: configuration.voteBurst, maxSessions: configuration.maxTrackedSessions)
         spentChallenges = SpentChallenges(capacity: configuration.maxTrackedSessions)
         governor = DifficultyGovernor(base: configuration.baseDifficulty, cap: configuration.maxDifficulty)
+        challengeLimiter = NetworkLimiter(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst, maxNetworks: configuration.maxTrackedSessions)
+        sessionLimiter = NetworkLimiter(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst, maxNetworks: configuration.maxTrackedSessions)
         trustedProxies = Set(configuration.trustedProxies)
+        connectionLimits = configuration.connectionLimits
         pollJSON = Self.render(poll)
     }
 

@@ -45,6 +45,12 @@ struct APIError: Error, Equatable {
         APIError(status: .payloadTooLarge, code: "body_too_large", message: "The request body is larger than \(limit) bytes.")
     }
 
+    static func headersTooLarge(fields: Int, bytes: Int) -> APIError {
+        APIError(status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "The request has more than \(fields) header fields or \(bytes) bytes of headers.")
+    }
+
+    static let requestTimeout = APIError(status: .requestTimeout, code: "request_timeout", message: "The request did not arrive in time.")
+
     static let unsupportedMediaType = APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "Send the body as application/json.")
 
     static func invalidJSON(_ detail: String) -> APIError {
@@ -73,6 +79,10 @@ struct APIError: Error, Equatable {
     }
 
     static let sessionExhausted = APIError(status: .unauthorized, code: "session_exhausted", message: "This session has used all its votes; solve a new challenge.")
+
+    static func networkRateLimited(retryAfter: Int) -> APIError {
+        APIError(status: .tooManyRequests, code: "rate_limited", message: "Too many requests from this network; retry in \(retryAfter) s.", retryAfterSeconds: retryAfter)
+    }
 
     static func rateLimited(retryAfter: Int) -> APIError {
         APIError(status: .tooManyRequests, code: "rate_limited", message: "Too many votes for this session; retry in \(retryAfter) s.", retryAfterSeconds: retryAfter)

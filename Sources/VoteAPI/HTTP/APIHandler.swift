@@ -33,6 +33,8 @@ final class APIHandler: ChannelDuplexHandler {
     private var machine: HTTPConnectionStateMachine
     private var peer: Peer?
     private var cachedMetrics: CachedMetrics?
+    /// The connection's deadlines were told it is idle (and nothing arrived since).
+    private var idleReported = true
 
     init(application: APIApplication) {
         self.application = application
@@ -46,11 +48,14 @@ final class APIHandler: ChannelDuplexHandler {
         let action: HTTPConnectionStateMachine.Action
         switch unwrapInboundIn(data) {
         case .head(let head):
+            idleReported = false
+            context.triggerUserOutboundEvent(RequestProgress.headReceived, promise: nil)
             let contentLength = head.headers.first(name: "Content-Length").flatMap(Int.init)
-            action = machine.headReceived(head, contentLength: contentLength, keepAlive: head.isKeepAlive, now: .now)
+            action = machine.headReceived(head, contentLength: contentLength, keepAlive: head.isKeepAlive, headersTooLarge: headersTooLarge(head), now: .now)
         case .body(let chunk):
             action = machine.bodyReceived(chunk)
         case .end:
+            context.triggerUserOutboundEvent(RequestProgress.requestReceived, promise: nil)
             action = machine.endReceived()
         }
         perform(action, context: context)
@@ -78,6 +83,15 @@ final class APIHandler: ChannelDuplexHandler {
         perform(machine.readRequested(), context: context)
     }
 
+    /// More header fields or bytes than the limits allow.
+    private func headersTooLarge(_ head: HTTPRequestHead) -> Bool {
+        let limits = application.connectionLimits
+        guard head.headers.count <= limits.maxHeaderFields else { return true }
+        var bytes = 0
+        for (name, value) in head.headers { bytes += name.utf8.count + value.utf8.count }
+        return bytes > limits.maxHeaderBytes
+    }
+
     // MARK: Actions
 
     /// Carries out `action`, and goes on with the next request for as long as answers are
@@ -87,9 +101,11 @@ final class APIHandler: ChannelDuplexHandler {
         while true {
             switch action {
             case .none:
+                reportIdle(context: context)
                 return
             case .read:
                 context.read()
+                reportIdle(context: context)
                 return
             case .close:
                 context.close(promise: nil)
@@ -104,6 +120,14 @@ final class APIHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Tells the deadlines once the connection has nothing to receive, answer or send: its
+    /// keep-alive timeout starts.
+    private func reportIdle(context: ChannelHandlerContext) {
+        guard !idleReported, machine.isIdle else { return }
+        idleReported = true
+        context.triggerUserOutboundEvent(RequestProgress.idle, promise: nil)
+    }
+
     /// Answers `request`: true when its answer is written already, false when it comes later
     /// (then `finish` reports it to the machine).
     private func answer(_ request: Request, context: ChannelHandlerContext) -> Bool {
@@ -113,6 +137,12 @@ final class APIHandler: ChannelDuplexHandler {
         case .tooLarge(let head, let started):
             let limit = application.configuration.maxBodyBytes
             respond(APIResponse(error: .bodyTooLarge(limit: limit)), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
+            return true
+        case .headersTooLarge(let head, let started):
+            let limits = application.connectionLimits
+            ConnectionDeadlines.closed(reason: "headers_too_large")
+            let error = APIError.headersTooLarge(fields: limits.maxHeaderFields, bytes: limits.maxHeaderBytes)
+            respond(APIResponse(error: error), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
             return true
         case .malformed(let started):
             let error = APIError.invalidField("request", "The request is not valid HTTP/1.1.")

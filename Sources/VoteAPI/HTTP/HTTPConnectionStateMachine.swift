@@ -21,6 +21,8 @@ struct HTTPConnectionStateMachine {
         case complete(HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: ContinuousClock.Instant)
         /// Its body is over the limit: answered 413, then the connection closes.
         case tooLarge(HTTPRequestHead, started: ContinuousClock.Instant)
+        /// Too many header fields or bytes: answered 431, then the connection closes.
+        case headersTooLarge(HTTPRequestHead, started: ContinuousClock.Instant)
         /// Not HTTP/1.1: answered 400, then the connection closes.
         case malformed(started: ContinuousClock.Instant)
     }
@@ -97,10 +99,15 @@ struct HTTPConnectionStateMachine {
 
     // MARK: Events from the decoder
 
-    /// A request's head arrived, at `now`.
-    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, now: ContinuousClock.Instant) -> Action {
+    /// A request's head arrived, at `now`; `headersTooLarge` when it has more header fields
+    /// or bytes than allowed.
+    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, headersTooLarge: Bool = false, now: ContinuousClock.Instant) -> Action {
         switch state {
         case .open(var queue, _):
+            if headersTooLarge {
+                state = .modifying
+                return enqueue(.headersTooLarge(head, started: now), into: &queue, last: true)
+            }
             if let contentLength, contentLength > maxBodyBytes {
                 state = .modifying
                 return enqueue(.tooLarge(head, started: now), into: &queue, last: true)
@@ -234,6 +241,13 @@ struct HTTPConnectionStateMachine {
         case .modifying:
             preconditionFailure("an event arrived while another was handled")
         }
+    }
+
+    /// Whether nothing is being received, answered or waiting: the connection is idle
+    /// between requests (its keep-alive timeout runs).
+    var isIdle: Bool {
+        if case .open(let queue, nil) = state { return !queue.answering && queue.waiting.isEmpty }
+        return false
     }
 
     /// The channel is gone.

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -6,13 +7,20 @@ import Synchronization
 /// The open connections of the API's listener, so that a shutdown can ask each to finish.
 final class ConnectionTracker: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let openGauge = Gauge(label: "paredao_http_open_connections")
 
     /// Remembers `channel` until it closes.
     func track(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
+        openGauge.record(channels.withLock { channels in
+            channels[id] = channel
+            return channels.count
+        })
         channel.closeFuture.whenComplete { [self] _ in
-            _ = channels.withLock { $0.removeValue(forKey: id) }
+            openGauge.record(channels.withLock { channels in
+                channels.removeValue(forKey: id)
+                return channels.count
+            })
         }
     }
 

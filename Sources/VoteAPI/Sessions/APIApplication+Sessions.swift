@@ -5,6 +5,10 @@ extension APIApplication {
     func issueChallenge(_ request: APIRequest) -> APIResponse {
         guard let network = clientNetwork(request) else { return APIResponse(error: .invalidField("client", "Unknown client address.")) }
         let now = Timestamp.nowMillis()
+        if let retryAfter = challengeLimiter.admit(network, nowMillis: now) {
+            metrics.sessionRejected("network_rate")
+            return APIResponse(error: .networkRateLimited(retryAfter: retryAfter))
+        }
         let difficulty = governor.difficulty(for: network, nowMillis: now)
         let issued = Challenge.issue(keyring: keyring, now: now / 1000, lifetimeSeconds: Int64(configuration.challengeLifetimeSeconds), difficulty: difficulty)
         var writer = JSONWriter()
@@ -32,6 +36,10 @@ extension APIApplication {
             return APIResponse(error: .invalidField("counter", "\"counter\" must be a whole number from 0 to 2^64-1."))
         }
         guard let network = clientNetwork(request) else { return APIResponse(error: .invalidField("client", "Unknown client address.")) }
+        if let retryAfter = sessionLimiter.admit(network, nowMillis: Timestamp.nowMillis()) {
+            metrics.sessionRejected("network_rate")
+            return APIResponse(error: .networkRateLimited(retryAfter: retryAfter))
+        }
         let now = Timestamp.nowMillis() / 1000
         let challenge: Challenge
         do {
