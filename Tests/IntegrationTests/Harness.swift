@@ -234,6 +234,35 @@ final class TestStack: @unchecked Sendable {
     }
 }
 
+/// A plain TCP connection to 127.0.0.1, for requests a URL session will not send.
+final class RawConnection {
+    private let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            close(descriptor)
+            throw HarnessError("cannot connect to 127.0.0.1:\(port)")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ Foundation.send(descriptor, $0.baseAddress, $0.count, 0) }) == bytes.count else {
+            throw HarnessError("send failed")
+        }
+    }
+}
+
 /// Runs the broker control command (`stop` / `start`), killed if it takes over 2 minutes.
 func controlBroker(_ action: String) throws {
     guard let command = IntegrationEnvironment.brokerControl else { throw HarnessError("PAREDAO_TEST_BROKER_CTL is not set") }

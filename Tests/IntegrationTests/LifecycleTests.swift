@@ -54,5 +54,25 @@ extension RealBrokerSuites {
             try await stack.startAPI()
             _ = try await expectTotalsSettle(stack, at: tally.acceptedCount + 1)
         }
+
+        /// A drain that cannot finish (a client stuck in the middle of its body) keeps the
+        /// API up until its deadline; a second SIGTERM ends it at once.
+        @Test func aSecondSignalExitsAtOnce() async throws {
+            let stack = try await TestStack.running(extraEnvironment: ["PAREDAO_DRAIN_SECONDS": "60", "PAREDAO_BODY_TIMEOUT_SECONDS": "120"])
+            defer { stack.stopAll() }
+            let api = try #require(stack.api)
+            let stuck = try RawConnection(port: stack.apiPort)
+            try stuck.send("POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            try await waitUntil("the API holds the connection", timeout: .seconds(10)) { api.log.contains("VoteAPI listening") }
+            kill(api.pid, SIGTERM)
+            try await waitUntil("the drain started", timeout: .seconds(10)) { api.log.contains("Draining connections") }
+            #expect(!api.reap(within: .milliseconds(500)), "the drain waits for the stuck request")
+            let second = ContinuousClock.now
+            kill(api.pid, SIGTERM)
+            #expect(api.reap(within: .seconds(5)), "a second signal ends the process")
+            #expect(ContinuousClock.now - second < .seconds(5))
+            #expect(api.exitStatus.map { ($0 >> 8) & 0xff } == 1)
+            #expect(api.log.contains("Second signal"))
+        }
     }
 }
