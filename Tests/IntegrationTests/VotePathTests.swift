@@ -190,7 +190,7 @@ extension RealBrokerSuites {
             #expect(try await stack.vote("aline", token: stack.token()).status == 202)
             let url = try #require(AMQPURL(IntegrationEnvironment.amqpURL ?? ""))
             let garbage = Array(#"{"participant":"aline"}"#.utf8)
-            try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, body: $0) }
+            try garbage.withUnsafeBytes { try AMQPConnection(url: url).publish(to: stack.queue, tag: 1, body: $0) }
             try await waitUntil("the message reaches the dead-letter queue", timeout: .seconds(20)) {
                 try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == 1
             }

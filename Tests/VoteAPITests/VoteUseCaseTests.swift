@@ -37,7 +37,7 @@ struct VoteUseCaseTests {
         #expect(ids.allSatisfy { $0.dropFirst(14).first == "7" }, "UUID version 7")
     }
 
-    @Test(arguments: [(PublishError.rejected, "broker_rejected"), (.timedOut, "broker_timeout"), (.overloaded, "overloaded"), (.unavailable, "broker_unavailable")])
+    @Test(arguments: [(PublishError.rejected, "broker_rejected"), (.timedOut, "broker_timeout"), (.overloaded, "overloaded"), (.unavailable, "broker_unavailable"), (.unroutable, "broker_unroutable"), (.blocked, "broker_blocked")])
     func aVoteTheBrokerDidNotTakeIs503AndRefundsTheSessionsUnit(error: PublishError, code: String) throws {
         let publisher = ScriptedPublisher(outcome: .failure(error))
         let app = try TestApplication(publisher: publisher)
@@ -60,6 +60,17 @@ struct VoteUseCaseTests {
         #expect(try app.send(.GET, "/readyz").0.status == .ok)
         publisher.setOutcome(.failure(.unavailable))
         #expect(try app.send(.GET, "/readyz").0.status == .serviceUnavailable)
+    }
+
+    @Test func readinessFailsWhileTheBrokerBlocksPublishing() throws {
+        let publisher = ScriptedPublisher(outcome: .failure(.blocked))
+        let app = try TestApplication(publisher: publisher)
+        let (ready, body) = try app.send(.GET, "/readyz")
+        #expect(ready.status == .serviceUnavailable)
+        let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("broker is blocked (memory or disk alarm)"))
+        publisher.setOutcome(.success(()))
+        #expect(try app.send(.GET, "/readyz").0.status == .ok)
     }
 
     @Test func votesThatNeverReachThePublisherDoNotCallIt() throws {
