@@ -103,6 +103,13 @@ struct APIConfigurationTests {
         }
     }
 
+    @Test func theAPILogsInAsItsOwnUser() throws {
+        let common = try APIConfiguration(environment: [:]).common
+        #expect(common.amqpUser == "paredao-api")
+        #expect(common.amqpPasswordFile == "var/secrets/rabbitmq-paredao-api.password")
+        #expect(try APIConfiguration(environment: ["PAREDAO_AMQP_PASSWORD_FILE": "/run/pw"]).common.amqpPasswordFile == "/run/pw")
+    }
+
     @Test func anUnknownFlagIsAUsageError() {
         #expect(throws: (any Error).self) { try APIConfiguration(arguments: ["--bogus"], environment: [:]) }
         #expect(throws: (any Error).self) { try APIConfiguration(arguments: ["--port", "9000"], environment: [:]) }

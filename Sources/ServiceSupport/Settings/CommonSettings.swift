@@ -6,7 +6,8 @@ public import VoteShared
 public struct CommonSettings: Sendable {
     public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://127.0.0.1:5672/", help: "RabbitMQ URL; credentials in it win over the user and password file")
     public static let amqpUser = Setting("PAREDAO_AMQP_USER", default: "", help: "broker user when the URL names none", defaultLabel: "the service's own: paredao-api or paredao-consumer")
-    public static let amqpPasswordFile = Setting("PAREDAO_AMQP_PASSWORD_FILE", default: "", help: "file holding that user's password (scripts/make-secrets.sh makes it)", defaultLabel: "var/secrets/rabbitmq-<user>.password")
+    public static let secretsDir = Setting("PAREDAO_SECRETS_DIR", default: "var/secrets", help: "folder of the secrets scripts/make-secrets.sh generates")
+    public static let amqpPasswordFile = Setting("PAREDAO_AMQP_PASSWORD_FILE", default: "", help: "file holding that user's password", defaultLabel: "<secrets dir>/rabbitmq-<user>.password")
     public static let amqpHeartbeatSeconds = Setting("PAREDAO_AMQP_HEARTBEAT_SECONDS", default: 30, help: "AMQP heartbeat; a silent broker connection counts as lost after about twice this (0 = off)").within(0...600)
     public static let queue = Setting("PAREDAO_QUEUE", default: "votes", help: "queue for votes; rejects go to <queue>.dead")
     public static let queueType = Setting("PAREDAO_QUEUE_TYPE", default: "quorum", help: "type of the durable vote queue").oneOf(["quorum", "classic"])
@@ -34,7 +35,8 @@ public struct CommonSettings: Sendable {
         let user = try Self.amqpUser.value(flag: options.amqpUser, environment: environment)
         amqpUser = user.isEmpty ? serviceUser : user
         let passwordFile = try Self.amqpPasswordFile.value(flag: options.amqpPasswordFile, environment: environment)
-        amqpPasswordFile = passwordFile.isEmpty ? "var/secrets/rabbitmq-\(amqpUser).password" : passwordFile
+        let secretsDir = try Self.secretsDir.value(flag: options.secretsDir, environment: environment)
+        amqpPasswordFile = passwordFile.isEmpty ? "\(secretsDir)/rabbitmq-\(amqpUser).password" : passwordFile
         amqpHeartbeatSeconds = try Self.amqpHeartbeatSeconds.value(flag: options.amqpHeartbeatSeconds, environment: environment)
         queue = try Self.queue.value(flag: options.queue, environment: environment)
         quorumQueue = try Self.queueType.value(flag: options.queueType, environment: environment).lowercased() == "quorum"
@@ -62,6 +64,7 @@ public struct CommonSettings: Sendable {
 public struct CommonOptions: ParsableArguments {
     @Option(name: .customLong(CommonSettings.amqpURL.flag), help: CommonSettings.amqpURL.argumentHelp) var amqpURL: String?
     @Option(name: .customLong(CommonSettings.amqpUser.flag), help: CommonSettings.amqpUser.argumentHelp) var amqpUser: String?
+    @Option(name: .customLong(CommonSettings.secretsDir.flag), help: CommonSettings.secretsDir.argumentHelp) var secretsDir: String?
     @Option(name: .customLong(CommonSettings.amqpPasswordFile.flag), help: CommonSettings.amqpPasswordFile.argumentHelp) var amqpPasswordFile: String?
     @Option(name: .customLong(CommonSettings.amqpHeartbeatSeconds.flag), help: CommonSettings.amqpHeartbeatSeconds.argumentHelp) var amqpHeartbeatSeconds: String?
     @Option(name: .customLong(CommonSettings.queue.flag), help: CommonSettings.queue.argumentHelp) var queue: String?
