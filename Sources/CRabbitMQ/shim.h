@@ -30,18 +30,22 @@ static inline struct timeval paredao_timeval(long long micros) {
 
 // amqp_login_with_properties is variadic, which Swift cannot call. The client announces the
 // connection.blocked capability, so the broker tells it when a resource alarm blocks
-// publishing instead of silently no longer reading its socket.
+// publishing instead of silently no longer reading its socket, and consumer_cancel_notify,
+// so a consumer learns (basic.cancel) that its queue was deleted.
 static inline amqp_rpc_reply_t paredao_amqp_login(amqp_connection_state_t state, const char *vhost,
                                                   int heartbeat_seconds, const char *user,
                                                   const char *password) {
-    amqp_table_entry_t capabilities[1];
+    amqp_table_entry_t capabilities[2];
     capabilities[0].key = amqp_cstring_bytes("connection.blocked");
     capabilities[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
     capabilities[0].value.value.boolean = 1;
+    capabilities[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+    capabilities[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capabilities[1].value.value.boolean = 1;
     amqp_table_entry_t properties[1];
     properties[0].key = amqp_cstring_bytes("capabilities");
     properties[0].value.kind = AMQP_FIELD_KIND_TABLE;
-    properties[0].value.value.table.num_entries = 1;
+    properties[0].value.value.table.num_entries = 2;
     properties[0].value.value.table.entries = capabilities;
     amqp_table_t client_properties;
     client_properties.num_entries = 1;
@@ -205,7 +209,8 @@ static inline int paredao_amqp_consume(amqp_connection_state_t state, long long 
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
         if (reply.library_error == AMQP_STATUS_TIMEOUT) return PAREDAO_AMQP_TIMEOUT;
         if (reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            // A non-delivery frame arrived: a close from the broker, or something to skip.
+            // A non-delivery frame arrived: a close from the broker, a cancel (the queue was
+            // deleted: the caller reconnects and declares it again), or something to skip.
             amqp_frame_t frame;
             struct timeval zero = paredao_timeval(0);
             int status = amqp_simple_wait_frame_noblock(state, &frame, &zero);
@@ -213,7 +218,8 @@ static inline int paredao_amqp_consume(amqp_connection_state_t state, long long 
             if (status != AMQP_STATUS_OK) return status;
             if (frame.frame_type == AMQP_FRAME_METHOD &&
                 (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                 frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+                 frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+                 frame.payload.method.id == AMQP_BASIC_CANCEL_METHOD)) {
                 return PAREDAO_AMQP_CLOSED;
             }
             return PAREDAO_AMQP_TIMEOUT;

@@ -81,6 +81,12 @@ public final class AMQPConnection {
         return ok?.pointee.message_count ?? 0
     }
 
+    /// Deletes queue `name` and the messages in it (operators and tests).
+    public func deleteQueue(_ name: String) throws(AMQPError) {
+        amqp_queue_delete(state, channel, amqp_cstring_bytes(name), 0, 0)
+        try Self.check(amqp_get_rpc_reply(state), .declareQueue)
+    }
+
     /// Returns how many ready messages `name` holds, without creating it.
     public func messageCount(ofQueue name: String) throws(AMQPError) -> UInt32 {
         let ok = paredao_amqp_declare_queue(state, channel, name, 1, 0, nil)
@@ -162,7 +168,7 @@ public final class AMQPConnection {
         case Int32(PAREDAO_AMQP_TIMEOUT):
             return nil
         case Int32(PAREDAO_AMQP_CLOSED):
-            throw AMQPError(operation: .consume, status: 0, message: "broker closed the channel")
+            throw AMQPError(operation: .consume, status: 0, message: "broker closed the channel or cancelled the consumer")
         default:
             throw AMQPError(operation: .consume, status: outcome, message: Self.statusText(outcome))
         }

@@ -12,7 +12,9 @@ import VoteShared
 /// - An ack settles its message's votes (all messages up to the tag when `multiple`); a nack
 ///   fails them with `rejected`; a message unconfirmed after `confirmTimeout` fails with
 ///   `timedOut`, and so does every other vote not yet confirmed, because the connection is
-///   dropped and re-opened (a broker that stopped confirming is not trusted with more).
+///   dropped and re-opened (a broker that stopped confirming is not trusted with more) —
+///   unless the broker said it blocked the connection: then only the overdue messages fail,
+///   and the connection stays (a new one would be blocked again at its first publish).
 /// - A returned (unroutable: no queue took it) message fails its votes with `unroutable`; the
 ///   broker sends the return before the ack of the same message, so that ack settles nothing.
 /// - While the broker has blocked the connection (a memory or disk alarm), nothing is sent:
@@ -234,8 +236,8 @@ struct PublisherStateMachine<Ticket> {
     mutating func tick(now: ContinuousClock.Instant) -> Action {
         if stopping { return .finish(failing: takeUnsettled()) }
         if let oldestDeadline, oldestDeadline <= now {
+            if blocked, let expired = expireOverdue(now: now) { return .fail(expired, .timedOut) }
             connection = .down(retryAt: now)
-            blocked = false
             return .reconnect(after: .zero, failing: takeUnsettled(), error: .timedOut)
         }
         switch connection {
@@ -305,6 +307,18 @@ struct PublisherStateMachine<Ticket> {
         }
         advanceOldestTag()
         return settled
+    }
+
+    /// Fails the oldest messages whose confirm is overdue.
+    private mutating func expireOverdue(now: ContinuousClock.Instant) -> [Ticket]? {
+        var expired: [Ticket]?
+        while oldestTag < nextTag, let entry = inFlight[oldestTag], entry.sentAt + settings.confirmTimeout <= now {
+            inFlight.removeValue(forKey: oldestTag)
+            expired = (expired ?? []) + entry.tickets
+            oldestTag += 1
+            advanceOldestTag()
+        }
+        return expired
     }
 
     /// When the oldest unconfirmed message times out.
