@@ -9,7 +9,7 @@ source "$ROOT/scripts/lib/proc.sh"
 
 usage() {
   cat <<'TXT'
-Usage: scripts/rabbitmq.sh start|stop|status|wait|declare-queue NAME...|ctl ARGS...
+Usage: scripts/rabbitmq.sh start|stop|status|wait|pause|resume|declare-queue NAME...|ctl ARGS...
 
 Runs a RabbitMQ node as a plain process with its data under one folder.
   start    start the node in the background and wait until AMQP accepts; the node loads
@@ -19,6 +19,9 @@ Runs a RabbitMQ node as a plain process with its data under one folder.
   stop     shut the node down and stop its epmd (only what this script started)
   status   exit 0 when the node answers
   wait     wait until the node is up (up to 90 s)
+  pause    freeze the node (SIGSTOP): its connections stay open but silent, as with a
+           hung broker or a dead network path (tests of heartbeats)
+  resume   let a paused node run again (SIGCONT)
   declare-queue NAME...  create each vote queue NAME (and NAME.dead) as the services
            declare it; only the admin may create it (the consumer may not write to the
            default exchange, which a queue with a dead-letter exchange needs)
@@ -228,6 +231,16 @@ stop() {
   echo "RabbitMQ stopped"
 }
 
+# signal_node SIGNAL: sends SIGNAL to the node's own process, found by its pid file.
+signal_node() {
+  local pid
+  if ! pid="$(node_pid)"; then
+    echo "RabbitMQ is not running (no live pid in $RABBITMQ_PID_FILE)" >&2
+    return 1
+  fi
+  kill "-$1" "$pid"
+}
+
 main() {
   local command="${1:-}"
   case "$command" in
@@ -237,6 +250,8 @@ main() {
     status) setup_env; is_up ;;
     wait) setup_env; wait_up ;;
     declare-queue) shift; setup_env; declare_queues "$@" ;;
+    pause) setup_env; signal_node STOP ;;
+    resume) setup_env; signal_node CONT ;;
     ctl) shift; setup_env; ctl "$@" ;;
     *) echo "unknown command: $command" >&2; usage >&2; return 2 ;;
   esac

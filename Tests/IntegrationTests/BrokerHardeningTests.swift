@@ -137,6 +137,24 @@ extension RealBrokerSuites {
             }
         }
 
+        /// A broker that goes silent (frozen: the TCP connection stays open) is noticed by the
+        /// AMQP heartbeat: the API drops the connection, /readyz fails, and it reconnects once
+        /// the broker answers again.
+        @Test func aSilentBrokerIsALostConnectionAfterTheHeartbeat() async throws {
+            let stack = try TestStack(extraEnvironment: ["PAREDAO_AMQP_HEARTBEAT_SECONDS": "2"])
+            defer { stack.stopAll() }
+            try await stack.startAPI()
+            try controlBroker("pause")
+            var paused = true
+            defer { if paused { try? controlBroker("resume") } }
+            try await waitUntil("/readyz fails", timeout: .seconds(15)) { try await stack.get("/readyz").status == 503 }
+            #expect(stack.api?.log.contains("heartbeat timeout") == true, "the publisher saw the missed heartbeat")
+            try controlBroker("resume")
+            paused = false
+            try await waitUntil("the API is ready again", timeout: .seconds(30)) { try await stack.get("/readyz").status == 200 }
+            #expect(try await stack.vote("aline", token: stack.token()).status == 202)
+        }
+
         /// A memory alarm blocks publishers: votes answer 503 broker_blocked at once and
         /// /readyz fails; once the alarm clears, votes are accepted again.
         @Test func whileTheBrokerBlocksPublishingVotesAre503BlockedAtOnce() async throws {
