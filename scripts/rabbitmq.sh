@@ -195,6 +195,8 @@ wait_up() {
 }
 
 start() {
+  # Never overwrites: a fresh folder gets its passwords, an existing one keeps them.
+  "$ROOT/scripts/make-secrets.sh" --dir "$SECRETS_DIR" >/dev/null
   write_definitions
   if is_up; then
     ctl import_definitions "$DEFINITIONS" >/dev/null

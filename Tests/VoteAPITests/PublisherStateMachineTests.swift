@@ -25,6 +25,16 @@ struct PublisherStateMachineTests {
         return machine
     }
 
+    /// One-vote messages: vote 1 sent at `t0` (tag 1), vote 2 at `t0 + 1 s` (tag 2); confirms time out after 5 s.
+    func machineWithVotesOneAndTwoSentAtZeroAndOneSecond() -> Machine {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        _ = machine.jobsArrived(jobs(1...1), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.jobsArrived(jobs(2...2), now: t0 + .seconds(1))
+        _ = machine.tick(now: t0 + .seconds(1))
+        return machine
+    }
+
     func sentTickets(_ action: Machine.Action) -> [Int]? {
         guard case .send(let message) = action else { return nil }
         return message.votes.map(\.ticket)
@@ -137,11 +147,7 @@ struct PublisherStateMachineTests {
     }
 
     @Test func aConfirmTimeoutFailsEveryUnconfirmedVoteTimedOutAndReopensTheConnection() {
-        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
-        _ = machine.jobsArrived(jobs(1...1), now: t0)
-        _ = machine.tick(now: t0)
-        _ = machine.jobsArrived(jobs(2...2), now: t0 + .seconds(1))
-        _ = machine.tick(now: t0 + .seconds(1))
+        var machine = machineWithVotesOneAndTwoSentAtZeroAndOneSecond()
         #expect(machine.tick(now: t0 + .milliseconds(4900)) == .wait(until: t0 + .seconds(5), mailbox: true))
         #expect(machine.tick(now: t0 + .seconds(5)) == .reconnect(after: .zero, failing: [1, 2], error: .timedOut))
         #expect(!machine.isConnected)
@@ -180,11 +186,7 @@ struct PublisherStateMachineTests {
     }
 
     @Test func whileBlockedAConfirmTimeoutFailsOnlyTheOverdueMessagesAndKeepsTheConnection() {
-        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
-        _ = machine.jobsArrived(jobs(1...1), now: t0)
-        _ = machine.tick(now: t0)
-        _ = machine.jobsArrived(jobs(2...2), now: t0 + .seconds(1))
-        _ = machine.tick(now: t0 + .seconds(1))
+        var machine = machineWithVotesOneAndTwoSentAtZeroAndOneSecond()
         _ = machine.blockedByBroker(now: t0 + .seconds(2))
         #expect(machine.tick(now: t0 + .seconds(5)) == .fail([1], .timedOut))
         #expect(machine.isConnected, "a blocked connection is not a broken one")
