@@ -84,7 +84,7 @@ public final class AMQPConnection {
     /// Deletes queue `name` and the messages in it (operators and tests).
     public func deleteQueue(_ name: String) throws(AMQPError) {
         amqp_queue_delete(state, channel, amqp_cstring_bytes(name), 0, 0)
-        try Self.check(amqp_get_rpc_reply(state), .declareQueue)
+        try Self.check(amqp_get_rpc_reply(state), .deleteQueue)
     }
 
     /// Returns how many ready messages `name` holds, without creating it.

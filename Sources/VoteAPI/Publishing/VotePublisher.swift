@@ -148,6 +148,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                 Self.complete(settled.tickets, with: .success(()))
             case .fail(let tickets, let error):
                 if error == .unroutable { publisher.logger.error("Broker returned votes as unroutable", metadata: ["votes": "\(tickets.count)", "queue": "\(publisher.settings.queue)"]) }
+                if error == .timedOut { publisher.logger.warning("Broker confirm timed out while blocked", metadata: ["votes": "\(tickets.count)"]) }
                 Self.complete(tickets, with: .failure(error))
             case .reconnect(_, let failing, let error):
                 if error == .timedOut {
