@@ -131,9 +131,17 @@ extension RealBrokerSuites {
             #expect(refused.errorCode == "broker_unroutable")
             #expect(refused.headers["retry-after"] != nil)
 
+            // The consumer was cancelled with its queue (basic.cancel); wait for that before the
+            // queue comes back: re-created at once, the broker may leave the old consumer in place.
+            try await waitUntil("the consumer saw its queue go", timeout: .seconds(10)) {
+                stack.consumer?.log.contains("cancelled the consumer") == true
+            }
             try declareVoteQueue(queue)
             try await waitUntil("votes are accepted again", timeout: .seconds(15)) {
                 try await stack.vote("camila", token: stack.token()).status == 202
+            }
+            try await waitUntil("the consumer, back on the new queue, counted that vote", timeout: .seconds(20)) {
+                ((try await stack.totals())["total"] as? Int ?? 0) == 2
             }
         }
 
