@@ -46,7 +46,7 @@ extension RealBrokerSuites {
             }
         }
 
-        @Test func theAPIUserOnlyPublishesAndTheConsumerUserOnlyConsumes() throws {
+        @Test func theAPIUserOnlyPublishesAndTheConsumerUserOnlyConsumes() async throws {
             let queue = randomQueue("permissions")
             try declareVoteQueue(queue)
             defer { deleteVoteQueue(queue) }
@@ -68,6 +68,9 @@ extension RealBrokerSuites {
             try consumer.startConsuming(queue)
             let delivery = try #require(try consumer.nextDelivery(timeout: .seconds(5)), "the consumer consumes")
             try consumer.reject(delivery.deliveryTag, requeue: false)
+            try await waitUntil("the rejected message is dead-lettered: rejecting needs no permission", timeout: .seconds(10)) {
+                try AMQPConnection(url: adminURL).messageCount(ofQueue: queue + ".dead") == 1
+            }
 
             let publishing = try AMQPConnection(url: url(as: "paredao-consumer"))
             try publishing.enableConfirms()
