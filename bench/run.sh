@@ -62,7 +62,7 @@ cleanup() {
 }
 
 broker() {
-  PAREDAO_RABBITMQ_DIR="$BENCH/rabbitmq" PAREDAO_RABBITMQ_PORT=5692 PAREDAO_RABBITMQ_DIST_PORT=25692 \
+  PAREDAO_SECRETS_DIR="$BENCH/secrets" PAREDAO_RABBITMQ_DIR="$BENCH/rabbitmq" PAREDAO_RABBITMQ_PORT=5692 PAREDAO_RABBITMQ_DIST_PORT=25692 \
     PAREDAO_RABBITMQ_EPMD_PORT=4393 PAREDAO_RABBITMQ_PROMETHEUS_PORT=15694 PAREDAO_RABBITMQ_NODE=paredao-bench@localhost \
     "$ROOT/scripts/rabbitmq.sh" "$@"
 }
@@ -109,8 +109,10 @@ stored_total() {
 start_stack() {
   rm -rf "$BENCH"
   mkdir -p "$BENCH/log"
+  "$ROOT/scripts/make-secrets.sh" --dir "$BENCH/secrets" >/dev/null
   broker start >&2
-  export PAREDAO_AMQP_URL=amqp://guest:guest@127.0.0.1:5692/
+  # Each service logs in as its own broker user, with its password from $BENCH/secrets.
+  export PAREDAO_AMQP_URL=amqp://127.0.0.1:5692/ PAREDAO_SECRETS_DIR="$BENCH/secrets"
   export PAREDAO_SQLITE_PATH="$BENCH/votes.sqlite"
   export PAREDAO_API_PORT=$API_PORT PAREDAO_API_METRICS_PORT=19191 PAREDAO_CONSUMER_METRICS_PORT=19192
   export PAREDAO_VOTE_RATE=100000 PAREDAO_VOTE_BURST=100000 PAREDAO_SESSION_BUDGET=1000000000 PAREDAO_NETWORK_SESSION_RATE=1000000 PAREDAO_NETWORK_SESSION_BURST=1000000
@@ -275,7 +277,7 @@ CONF
   stop_pid "$NIO_PID" || true
   "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx-ceiling" >/dev/null || true
   log "ceilings: RabbitMQ confirmed publishes (200,000 messages, 2,000 in flight, quorum queue)"
-  C_PUBLISH="$("$BIN/paredao-ceilings" publish amqp://guest:guest@127.0.0.1:5692/ 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
+  C_PUBLISH="$("$BIN/paredao-ceilings" publish "amqp://paredao-admin:$(cat "$BENCH/secrets/rabbitmq-paredao-admin.password")@127.0.0.1:5692/" 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
 }
 
 ratio() {

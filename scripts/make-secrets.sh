@@ -11,8 +11,12 @@ Usage: scripts/make-secrets.sh [--dir DIR] [--rotate]
 Creates, if missing (mode 600):
   DIR/token-keys       HMAC keys for challenges and session tokens (id:base64 per line)
   DIR/panel-password   password of the producers' panel (user "produtor")
-DIR defaults to var/secrets. --rotate appends a new token key (the newest signs; older
-ones still verify until you delete their line).
+  DIR/rabbitmq-USER.password   broker passwords, one per role (scripts/rabbitmq.sh start
+                       creates the users with them): paredao-api (publishes votes),
+                       paredao-consumer (consumes them), paredao-monitor (reads metrics),
+                       paredao-admin (operators, tests and tools)
+DIR defaults to $PAREDAO_SECRETS_DIR, else var/secrets. --rotate appends a new token key
+(the newest signs; older ones still verify until you delete their line).
 TXT
 }
 
@@ -20,8 +24,21 @@ random_secret() {
   head -c 32 /dev/urandom | base64 -w0
 }
 
+# URL-safe (it may go into an amqp:// URL), no padding.
+random_password() {
+  head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_'
+}
+
+# make_password FILE: writes a new password into FILE unless it holds one.
+make_password() {
+  if [[ ! -s "$1" ]]; then
+    random_password >"$1"
+    echo "created $1"
+  fi
+}
+
 main() {
-  local dir="$ROOT/var/secrets" rotate=0
+  local dir="${PAREDAO_SECRETS_DIR:-$ROOT/var/secrets}" rotate=0 user
   while (($#)); do
     case "$1" in
       --dir) dir="$2"; shift 2 ;;
@@ -43,10 +60,10 @@ main() {
     printf '%d:%s\n' "$((last + 1))" "$(random_secret)" >>"$keys"
     echo "added token key $((last + 1)) to $keys"
   fi
-  if [[ ! -s "$dir/panel-password" ]]; then
-    head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_' >"$dir/panel-password"
-    echo "created $dir/panel-password"
-  fi
+  make_password "$dir/panel-password"
+  for user in paredao-api paredao-consumer paredao-monitor paredao-admin; do
+    make_password "$dir/rabbitmq-$user.password"
+  done
 }
 
 main "$@"

@@ -37,8 +37,11 @@ start_stack() {
   local bin
   swift build >/dev/null
   bin="$(swift build --show-bin-path)"
-  export PAREDAO_AMQP_URL="$PAREDAO_TEST_AMQP_URL"
+  # As in production: each service logs in as its own user (passwords in
+  # $PAREDAO_SECRETS_DIR, which scripts/test.sh exports), and the admin makes the queue.
+  export PAREDAO_AMQP_URL="amqp://${PAREDAO_TEST_AMQP_URL##*@}"
   export PAREDAO_QUEUE="votes-stack-$RANDOM"
+  "$PAREDAO_TEST_BROKER_CTL" declare-queue "$PAREDAO_QUEUE"
   export PAREDAO_SQLITE_PATH="$STACK/votes.sqlite"
   export PAREDAO_API_PORT=18080 PAREDAO_API_METRICS_PORT=19101 PAREDAO_CONSUMER_METRICS_PORT=19102
   export PAREDAO_POW_DIFFICULTY=12 PAREDAO_POW_MAX_DIFFICULTY=14

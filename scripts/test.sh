@@ -15,7 +15,8 @@ Usage: ./run.sh test [--only swift|monitoring|micro|browser]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
-              RabbitMQ started here: port 5682, data in var/test/rabbitmq)
+              RabbitMQ started here: port 5682, data in var/test/rabbitmq, broker passwords
+              in var/test/secrets; the suites connect as paredao-admin)
   monitoring  promtool config/rule tests, live Prometheus query checks, lnav queries
   micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
   browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
@@ -34,6 +35,8 @@ broker_env() {
   export PAREDAO_RABBITMQ_EPMD_PORT=4392
   export PAREDAO_RABBITMQ_PROMETHEUS_PORT=15693
   export PAREDAO_RABBITMQ_NODE=paredao-test@localhost
+  # The test broker's users get their passwords from here, as the stack's do from var/secrets.
+  export PAREDAO_SECRETS_DIR="$TEST_VAR/secrets"
 }
 
 start_broker() {
@@ -45,11 +48,18 @@ start_broker() {
 export PAREDAO_RABBITMQ_DIR="$PAREDAO_RABBITMQ_DIR" PAREDAO_RABBITMQ_PORT=$PAREDAO_RABBITMQ_PORT
 export PAREDAO_RABBITMQ_DIST_PORT=$PAREDAO_RABBITMQ_DIST_PORT PAREDAO_RABBITMQ_EPMD_PORT=$PAREDAO_RABBITMQ_EPMD_PORT
 export PAREDAO_RABBITMQ_PROMETHEUS_PORT=$PAREDAO_RABBITMQ_PROMETHEUS_PORT PAREDAO_RABBITMQ_NODE=$PAREDAO_RABBITMQ_NODE
+export PAREDAO_SECRETS_DIR="$PAREDAO_SECRETS_DIR"
 exec "$ROOT/scripts/rabbitmq.sh" "\$@"
 CTL
   chmod +x "$TEST_VAR/broker-ctl.sh"
+  "$ROOT/scripts/make-secrets.sh" --dir "$PAREDAO_SECRETS_DIR" >/dev/null
   "$TEST_VAR/broker-ctl.sh" start
-  export PAREDAO_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5682/"
+  # The integration suites run their processes as the admin (they make queues of their own
+  # names); the role users' passwords are in PAREDAO_SECRETS_DIR for the suites that check
+  # their permissions, and the browser stack runs as the role users.
+  local admin_password
+  admin_password="$(cat "$PAREDAO_SECRETS_DIR/rabbitmq-paredao-admin.password")"
+  export PAREDAO_TEST_AMQP_URL="amqp://paredao-admin:$admin_password@127.0.0.1:5682/"
   export PAREDAO_TEST_BROKER_CTL="$TEST_VAR/broker-ctl.sh"
 }
 
@@ -71,7 +81,7 @@ run_swift() {
   swift test --skip-build 2>&1 | tee "$out" || status=$?
   if [[ $status == 0 && "${CI:-}" == "true" ]]; then
     local suite
-    for suite in 'Integration on a real RabbitMQ' 'Vote path on a real RabbitMQ' 'Human tokens on the real stack' 'Publisher on a real RabbitMQ' 'Processes on a real RabbitMQ' 'Totals freshness on a real RabbitMQ'; do
+    for suite in 'Integration on a real RabbitMQ' 'Vote path on a real RabbitMQ' 'Human tokens on the real stack' 'Publisher on a real RabbitMQ' 'Processes on a real RabbitMQ' 'Totals freshness on a real RabbitMQ' 'Broker hardening on a real RabbitMQ'; do
       if ! grep -q "Suite \"$suite\" passed" "$out"; then
         echo "CI: the integration suite \"$suite\" did not run and pass" >&2
         status=1

@@ -79,14 +79,15 @@ struct BenchCeilings: AsyncParsableCommand {
         var confirmed: UInt64 = 0
         while confirmed < UInt64(count) {
             while sent < UInt64(count), sent - confirmed < UInt64(window) {
-                try body.withUnsafeBytes { try connection.publish(to: queue, body: $0) }
                 sent += 1
+                try body.withUnsafeBytes { try connection.publish(to: queue, tag: sent, body: $0) }
             }
             var timeout: Duration = .milliseconds(100)
             while let confirm = try connection.nextConfirm(timeout: timeout) {
                 timeout = .zero
                 switch confirm {
                 case .ack(let tag, _), .nack(let tag, _): confirmed = max(confirmed, tag)
+                case .returned, .blocked, .unblocked: break
                 }
             }
         }

@@ -5,10 +5,17 @@ internal import CRabbitMQ
 /// librabbitmq is neither thread-safe nor non-blocking: create, use and drop an
 /// `AMQPConnection` on one dedicated thread, never on an event loop.
 public final class AMQPConnection {
-    /// A publisher-confirm from the broker.
+    /// What the broker tells a publisher: confirms, returns and flow control.
     public enum Confirm: Equatable, Sendable {
         case ack(deliveryTag: UInt64, multiple: Bool)
         case nack(deliveryTag: UInt64, multiple: Bool)
+        /// A mandatory message no queue took (its tag read back from its `message_id`; 0 if
+        /// absent); its ack follows.
+        case returned(deliveryTag: UInt64)
+        /// A resource alarm (memory or disk) blocks publishing on this connection.
+        case blocked
+        /// The alarm cleared.
+        case unblocked
     }
 
     /// A message delivered to a consumer.
@@ -22,8 +29,14 @@ public final class AMQPConnection {
     private let channel: amqp_channel_t = 1
     private var isOpen = false
 
-    /// Connects, logs in and opens channel 1; every RPC after that times out after `rpcTimeout`.
-    public init(url: AMQPURL, connectTimeout: Duration = .seconds(3), rpcTimeout: Duration = .seconds(5)) throws(AMQPError) {
+    /// Connects, logs in (asking for `heartbeat`, `.zero` for none, and announcing the
+    /// `connection.blocked` capability) and opens channel 1; every RPC after that times out
+    /// after `rpcTimeout`.
+    ///
+    /// librabbitmq sends and checks heartbeats only inside its waits: a thread that does not
+    /// wait in it for longer than half the heartbeat must call ``nextConfirm(timeout:)`` with
+    /// a zero timeout now and then; a missed heartbeat then throws.
+    public init(url: AMQPURL, heartbeat: Duration = .zero, connectTimeout: Duration = .seconds(3), rpcTimeout: Duration = .seconds(5)) throws(AMQPError) {
         guard let state = amqp_new_connection() else {
             throw AMQPError(operation: .connect, status: -1, message: "amqp_new_connection returned NULL")
         }
@@ -39,7 +52,7 @@ public final class AMQPConnection {
         var rpc = paredao_timeval(rpcTimeout.microseconds)
         amqp_set_handshake_timeout(state, &rpc)
         amqp_set_rpc_timeout(state, &rpc)
-        let login = paredao_amqp_login(state, url.virtualHost, 0, url.user, url.password)
+        let login = paredao_amqp_login(state, url.virtualHost, Int32(clamping: heartbeat.components.seconds), url.user, url.password)
         try Self.check(login, .login)
         amqp_channel_open(state, channel)
         try Self.check(amqp_get_rpc_reply(state), .openChannel)
@@ -68,6 +81,12 @@ public final class AMQPConnection {
         return ok?.pointee.message_count ?? 0
     }
 
+    /// Deletes queue `name` and the messages in it (operators and tests).
+    public func deleteQueue(_ name: String) throws(AMQPError) {
+        amqp_queue_delete(state, channel, amqp_cstring_bytes(name), 0, 0)
+        try Self.check(amqp_get_rpc_reply(state), .deleteQueue)
+    }
+
     /// Returns how many ready messages `name` holds, without creating it.
     public func messageCount(ofQueue name: String) throws(AMQPError) -> UInt32 {
         let ok = paredao_amqp_declare_queue(state, channel, name, 1, 0, nil)
@@ -81,15 +100,16 @@ public final class AMQPConnection {
         try Self.check(amqp_get_rpc_reply(state), .enableConfirms)
     }
 
-    /// Publishes a persistent message through the default exchange to `queue`.
-    public func publish(to queue: String, body: UnsafeRawBufferPointer) throws(AMQPError) {
-        let status = paredao_amqp_publish(state, channel, queue, body.baseAddress, body.count)
+    /// Publishes a persistent, mandatory message through the default exchange to `queue`,
+    /// labelled with its delivery `tag` so that a return names it.
+    public func publish(to queue: String, tag: UInt64, body: UnsafeRawBufferPointer) throws(AMQPError) {
+        let status = paredao_amqp_publish(state, channel, queue, tag, body.baseAddress, body.count)
         guard status == AMQP_STATUS_OK.rawValue else {
             throw AMQPError(operation: .publish, status: status, message: Self.statusText(status))
         }
     }
 
-    /// Waits at most `timeout` for the next publisher confirm; `nil` when none came.
+    /// Waits at most `timeout` for the next confirm, return or flow notice; `nil` when none came.
     public func nextConfirm(timeout: Duration) throws(AMQPError) -> Confirm? {
         var tag: UInt64 = 0
         var multiple: Int32 = 0
@@ -97,6 +117,9 @@ public final class AMQPConnection {
         switch outcome {
         case Int32(PAREDAO_AMQP_ACK): return .ack(deliveryTag: tag, multiple: multiple != 0)
         case Int32(PAREDAO_AMQP_NACK): return .nack(deliveryTag: tag, multiple: multiple != 0)
+        case Int32(PAREDAO_AMQP_RETURNED): return .returned(deliveryTag: tag)
+        case Int32(PAREDAO_AMQP_BLOCKED): return .blocked
+        case Int32(PAREDAO_AMQP_UNBLOCKED): return .unblocked
         case Int32(PAREDAO_AMQP_TIMEOUT): return nil
         case Int32(PAREDAO_AMQP_CLOSED):
             throw AMQPError(operation: .waitForConfirm, status: 0, message: "broker closed the channel")
@@ -145,7 +168,7 @@ public final class AMQPConnection {
         case Int32(PAREDAO_AMQP_TIMEOUT):
             return nil
         case Int32(PAREDAO_AMQP_CLOSED):
-            throw AMQPError(operation: .consume, status: 0, message: "broker closed the channel")
+            throw AMQPError(operation: .consume, status: 0, message: "broker closed the channel or cancelled the consumer")
         default:
             throw AMQPError(operation: .consume, status: outcome, message: Self.statusText(outcome))
         }

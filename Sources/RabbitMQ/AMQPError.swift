@@ -2,7 +2,7 @@
 public struct AMQPError: Error, CustomStringConvertible, Sendable {
     /// What the wrapper was doing when it failed.
     public enum Operation: String, Sendable {
-        case connect, login, openChannel, declareQueue, enableConfirms, publish, waitForConfirm
+        case connect, login, openChannel, declareQueue, deleteQueue, enableConfirms, publish, waitForConfirm
         case setQoS, consume, acknowledge, reject, close
     }
 

@@ -5,16 +5,21 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String
     public var virtualHost: String
+    /// Whether the URL named a user (and possibly a password) itself.
+    public var hasCredentials: Bool
 
-    /// Parses an AMQP URL; missing parts take RabbitMQ's defaults (guest, 5672, "/").
+    /// Parses an AMQP URL; missing parts take RabbitMQ's defaults (guest, 5672, "/"), but a
+    /// URL without credentials is meant to get them from ``withCredentials(user:password:)``.
     public init?(_ string: String) {
         guard string.hasPrefix("amqp://") else { return nil }
         var rest = Substring(string.dropFirst("amqp://".count))
         var user = "guest"
         var password = "guest"
+        hasCredentials = false
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
+            hasCredentials = true
             if let colon = credentials.firstIndex(of: ":") {
                 user = Self.percentDecoded(credentials[..<colon])
                 password = Self.percentDecoded(credentials[credentials.index(after: colon)...])
@@ -42,6 +47,15 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         self.user = user
         self.password = password
         self.virtualHost = virtualHost
+    }
+
+    /// The same broker with `user` and `password` (credentials kept out of URLs).
+    public func withCredentials(user: String, password: String) -> AMQPURL {
+        var url = self
+        url.user = user
+        url.password = password
+        url.hasCredentials = true
+        return url
     }
 
     /// The URL without its password, for logs.

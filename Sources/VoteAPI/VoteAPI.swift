@@ -30,8 +30,11 @@ func buildAPIApplication(configuration: APIConfiguration, poll: Poll, publisher:
 
 /// Builds every part of VoteAPI from `configuration` and binds its listeners on `group`.
 func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, registry: PrometheusCollectorRegistry?) async throws -> VoteAPI {
-    guard let url = AMQPURL(configuration.common.amqpURL) else {
+    guard var url = AMQPURL(configuration.common.amqpURL) else {
         throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
+    }
+    if !url.hasCredentials {
+        url = url.withCredentials(user: configuration.common.amqpUser, password: try configuration.common.amqpPassword())
     }
     let poll = try Poll.load(from: configuration.common.pollFile)
     let publisher = VotePublisher(settings: .init(
@@ -40,7 +43,8 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
         confirmTimeout: .milliseconds(configuration.confirmTimeoutMillis),
         maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
         maxQueued: configuration.maxQueuedVotes,
-        linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate
+        linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate,
+        heartbeat: .seconds(configuration.common.amqpHeartbeatSeconds)
     ))
     let refreshInterval = Duration.milliseconds(configuration.totalsRefreshMillis)
     let totals = TotalsCache(poll: poll, refreshInterval: refreshInterval, store: configuration.store)

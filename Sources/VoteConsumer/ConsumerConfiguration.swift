@@ -43,7 +43,7 @@ struct ConsumerConfiguration: Sendable {
 
     init(_ command: VoteConsumerCommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
-        common = try CommonSettings(command.common, environment: env)
+        common = try CommonSettings(command.common, environment: env, serviceUser: "paredao-consumer")
         store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
         batchSize = try ConsumerSettings.batchSize.value(flag: command.batchSize, environment: env)
         batchMillis = try ConsumerSettings.batchMillis.value(flag: command.batchMillis, environment: env)

@@ -80,7 +80,7 @@ final class VoteConsumer: BlockingWorker {
     }
 
     private func connect() throws(AMQPError) -> AMQPConnection {
-        let connection = try AMQPConnection(url: url)
+        let connection = try AMQPConnection(url: url, heartbeat: .seconds(configuration.common.amqpHeartbeatSeconds))
         let common = configuration.common
         try connection.declareQueue(common.deadLetterQueue, quorum: common.quorumQueue, deadLetterQueue: nil)
         let backlog = try connection.declareQueue(common.queue, quorum: common.quorumQueue, deadLetterQueue: common.deadLetterQueue)

@@ -20,7 +20,7 @@ enum VoteConsumerMain {
             guard let parsed = AMQPURL(configuration.common.amqpURL) else {
                 throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
             }
-            url = parsed
+            url = parsed.hasCredentials ? parsed : parsed.withCredentials(user: configuration.common.amqpUser, password: try configuration.common.amqpPassword())
             poll = try Poll.load(from: configuration.common.pollFile)
         } catch {
             exitWithSettingError(error, command: "VoteConsumer")

@@ -13,6 +13,8 @@ enum IntegrationEnvironment {
     static let amqpURL = environment["PAREDAO_TEST_AMQP_URL"]
     /// A command taking `stop` or `start` that stops and restarts that broker.
     static let brokerControl = environment["PAREDAO_TEST_BROKER_CTL"]
+    /// Where the test broker's role users have their passwords (scripts/test.sh exports it).
+    static let secretsDir = environment["PAREDAO_SECRETS_DIR"]
     static var isConfigured: Bool { amqpURL != nil && brokerControl != nil }
     static var isCI: Bool { environment["CI"] == "true" }
 

@@ -195,7 +195,7 @@ extension RealBrokerSuites {
             ]
             let publisher = try AMQPConnection(url: url)
             for (_, body) in kinds {
-                try body.withUnsafeBytes { try publisher.publish(to: stack.queue, body: $0) }
+                try body.withUnsafeBytes { try publisher.publish(to: stack.queue, tag: 1, body: $0) }
             }
             try await waitUntil("every poison message reaches the dead-letter queue", timeout: .seconds(20)) {
                 try AMQPConnection(url: url).messageCount(ofQueue: stack.queue + ".dead") == UInt32(kinds.count)

@@ -25,6 +25,16 @@ struct PublisherStateMachineTests {
         return machine
     }
 
+    /// One-vote messages: vote 1 sent at `t0` (tag 1), vote 2 at `t0 + 1 s` (tag 2); confirms time out after 5 s.
+    func machineWithVotesOneAndTwoSentAtZeroAndOneSecond() -> Machine {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        _ = machine.jobsArrived(jobs(1...1), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.jobsArrived(jobs(2...2), now: t0 + .seconds(1))
+        _ = machine.tick(now: t0 + .seconds(1))
+        return machine
+    }
+
     func sentTickets(_ action: Machine.Action) -> [Int]? {
         guard case .send(let message) = action else { return nil }
         return message.votes.map(\.ticket)
@@ -52,7 +62,7 @@ struct PublisherStateMachineTests {
         var waits: [Duration] = []
         for _ in 0..<8 {
             #expect(machine.tick(now: now) == .connect)
-            guard case .reconnect(let after, let failing) = machine.connectFailed(now: now) else {
+            guard case .reconnect(let after, let failing, .unavailable) = machine.connectFailed(now: now) else {
                 Issue.record("a failed connect schedules a reconnect")
                 return
             }
@@ -66,7 +76,7 @@ struct PublisherStateMachineTests {
         #expect(machine.connected(now: now) == .none)
         _ = machine.connectionLost(now: now)
         #expect(machine.tick(now: now) == .connect)
-        guard case .reconnect(let after, _) = machine.connectFailed(now: now) else { return }
+        guard case .reconnect(let after, _, _) = machine.connectFailed(now: now) else { return }
         #expect(after == .milliseconds(100), "a successful connect resets the backoff")
     }
 
@@ -95,7 +105,7 @@ struct PublisherStateMachineTests {
         _ = machine.jobsArrived(jobs(1...5), now: t0)
         _ = machine.tick(now: t0)
         _ = machine.tick(now: t0)
-        #expect(machine.tick(now: t0) == .wait(until: t0 + .seconds(5), mailbox: false), "window of 2 full: wait for confirms until the oldest times out")
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(500), mailbox: false), "window of 2 full: wait for confirms (at most 500 ms at a time)")
         #expect(machine.confirmed(tag: 1, multiple: false, now: t0) == .succeed(.init(tickets: [1, 2], sentAt: [t0])))
         #expect(sentTickets(machine.tick(now: t0)) == [5], "a confirm opens the window")
     }
@@ -104,7 +114,7 @@ struct PublisherStateMachineTests {
         var machine = connectedMachine()
         _ = machine.jobsArrived(jobs(1...1), now: t0)
         _ = machine.tick(now: t0)
-        #expect(machine.tick(now: t0) == .wait(until: t0 + .seconds(5), mailbox: true))
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(500), mailbox: true))
     }
 
     // MARK: Confirms
@@ -136,17 +146,72 @@ struct PublisherStateMachineTests {
         #expect(machine.confirmed(tag: 3, multiple: false, now: t0) == .succeed(.init(tickets: [3], sentAt: [t0])))
     }
 
-    @Test func aMessageUnconfirmedAfterTheTimeoutFailsTimedOut() {
-        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
-        _ = machine.jobsArrived(jobs(1...1), now: t0)
-        _ = machine.tick(now: t0)
-        _ = machine.jobsArrived(jobs(2...2), now: t0 + .seconds(1))
-        _ = machine.tick(now: t0 + .seconds(1))
-        #expect(machine.tick(now: t0 + .seconds(4)) == .wait(until: t0 + .seconds(5), mailbox: true))
-        #expect(machine.tick(now: t0 + .seconds(5)) == .fail([1], .timedOut))
-        #expect(machine.tick(now: t0 + .seconds(5)) == .wait(until: t0 + .seconds(6), mailbox: true), "the next deadline is the next message's")
+    @Test func aConfirmTimeoutFailsEveryUnconfirmedVoteTimedOutAndReopensTheConnection() {
+        var machine = machineWithVotesOneAndTwoSentAtZeroAndOneSecond()
+        #expect(machine.tick(now: t0 + .milliseconds(4900)) == .wait(until: t0 + .seconds(5), mailbox: true))
+        #expect(machine.tick(now: t0 + .seconds(5)) == .reconnect(after: .zero, failing: [1, 2], error: .timedOut))
+        #expect(!machine.isConnected)
         #expect(machine.confirmed(tag: 1, multiple: false, now: t0 + .seconds(5)) == .none, "a late ack does not settle a timed-out vote twice")
-        #expect(machine.tick(now: t0 + .seconds(7)) == .fail([2], .timedOut))
+        #expect(machine.tick(now: t0 + .seconds(5)) == .connect, "the connection is re-opened at once")
+    }
+
+    // MARK: Returns (mandatory publishes)
+
+    @Test func aReturnedMessageFailsUnroutableAndItsAckSettlesNothing() {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 2, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        _ = machine.jobsArrived(jobs(1...6), now: t0)
+        for _ in 1...3 { _ = machine.tick(now: t0) }
+        #expect(machine.returned(tag: 2, now: t0) == .fail([3, 4], .unroutable))
+        #expect(machine.confirmed(tag: 2, multiple: false, now: t0) == .none, "the return came first: its ack settles nothing")
+        #expect(machine.confirmed(tag: 3, multiple: true, now: t0) == .succeed(.init(tickets: [1, 2, 5, 6], sentAt: [t0, t0])))
+        #expect(machine.messagesInFlight == 0)
+        #expect(machine.returned(tag: 9, now: t0) == .none, "a return of no message in flight changes nothing")
+    }
+
+    // MARK: Blocked by the broker
+
+    @Test func whileBlockedVotesFailAtOnceAndNothingIsSent() {
+        var machine = connectedMachine()
+        _ = machine.jobsArrived(jobs(1...3), now: t0)
+        #expect(sentTickets(machine.tick(now: t0)) == [1, 2])
+        #expect(machine.blockedByBroker(now: t0) == .fail([3], .blocked), "votes not yet sent fail at once")
+        #expect(machine.isBlocked)
+        #expect(machine.jobsArrived(jobs(4...4), now: t0) == .fail([4], .blocked))
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(500), mailbox: true), "nothing to send: wait for the confirm or the unblock")
+        #expect(machine.confirmed(tag: 1, multiple: false, now: t0) == .succeed(.init(tickets: [1, 2], sentAt: [t0])), "messages in flight still get their confirms")
+        #expect(machine.unblockedByBroker(now: t0) == .none)
+        #expect(!machine.isBlocked)
+        _ = machine.jobsArrived(jobs(5...5), now: t0)
+        #expect(sentTickets(machine.tick(now: t0)) == [5])
+    }
+
+    @Test func whileBlockedAConfirmTimeoutFailsOnlyTheOverdueMessagesAndKeepsTheConnection() {
+        var machine = machineWithVotesOneAndTwoSentAtZeroAndOneSecond()
+        _ = machine.blockedByBroker(now: t0 + .seconds(2))
+        #expect(machine.tick(now: t0 + .seconds(5)) == .fail([1], .timedOut))
+        #expect(machine.isConnected, "a blocked connection is not a broken one")
+        #expect(machine.tick(now: t0 + .seconds(6)) == .fail([2], .timedOut))
+    }
+
+    @Test func aNewConnectionIsNotBlocked() {
+        var machine = connectedMachine()
+        _ = machine.blockedByBroker(now: t0)
+        _ = machine.connectionLost(now: t0)
+        #expect(machine.tick(now: t0) == .connect)
+        #expect(machine.connected(now: t0) == .none)
+        #expect(!machine.isBlocked, "the broker says blocked again if the alarm still holds")
+    }
+
+    // MARK: Heartbeats
+
+    @Test func noWaitWhileConnectedIsLongerThanHalfTheHeartbeat() {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 1, confirmTimeout: .seconds(5), heartbeat: .milliseconds(400)))
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(200), mailbox: true), "idle")
+        _ = machine.jobsArrived(jobs(1...2), now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(200), mailbox: false), "a full window waits for confirms, but not past half the heartbeat")
+        var slow = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 1, confirmTimeout: .seconds(5), heartbeat: .seconds(30)))
+        #expect(slow.tick(now: t0) == .wait(until: t0 + .milliseconds(500), mailbox: true), "and never longer than 500 ms")
     }
 
     // MARK: Linger
@@ -162,7 +227,7 @@ struct PublisherStateMachineTests {
         _ = machine.jobsArrived(jobs(301...310), now: sent)
         #expect(sentTickets(machine.tick(now: sent)) == Array(301...310))
         #expect(machine.tick(now: sent + .milliseconds(1)) == .wait(until: sent + .milliseconds(3), mailbox: false), "votes gather in the mailbox")
-        #expect(machine.tick(now: sent + .milliseconds(3)) == .wait(until: t0 + .seconds(5), mailbox: true), "the linger is over: read the mailbox")
+        #expect(machine.tick(now: sent + .milliseconds(3)) == .wait(until: sent + .milliseconds(503), mailbox: true), "the linger is over: read the mailbox")
     }
 
     @Test func belowTheRateThresholdVotesGoOutAtOnce() {
@@ -173,7 +238,7 @@ struct PublisherStateMachineTests {
         _ = machine.jobsArrived(jobs(101...101), now: t0 + .milliseconds(50))
         #expect(!machine.isLingering)
         #expect(sentTickets(machine.tick(now: t0 + .milliseconds(50))) == [101])
-        #expect(machine.tick(now: t0 + .milliseconds(50)) == .wait(until: t0 + .seconds(5), mailbox: true), "no linger: the mailbox is read at once")
+        #expect(machine.tick(now: t0 + .milliseconds(50)) == .wait(until: t0 + .milliseconds(550), mailbox: true), "no linger: the mailbox is read at once")
     }
 
     @Test func lingeringStopsWhenTheRateFalls() {
@@ -199,7 +264,7 @@ struct PublisherStateMachineTests {
         _ = machine.jobsArrived(jobs(1...5), now: t0)
         _ = machine.tick(now: t0)
         _ = machine.tick(now: t0)
-        #expect(machine.connectionLost(now: t0) == .reconnect(after: .zero, failing: [1, 2, 3, 4, 5]))
+        #expect(machine.connectionLost(now: t0) == .reconnect(after: .zero, failing: [1, 2, 3, 4, 5], error: .unavailable))
         #expect(!machine.isConnected)
         #expect(machine.connectionLost(now: t0) == .none, "lost once")
         #expect(machine.tick(now: t0) == .connect)
@@ -216,7 +281,7 @@ struct PublisherStateMachineTests {
             Issue.record("expected a send")
             return
         }
-        #expect(machine.sendFailed(message, now: t0) == .reconnect(after: .zero, failing: [1, 2, 3]))
+        #expect(machine.sendFailed(message, now: t0) == .reconnect(after: .zero, failing: [1, 2, 3], error: .unavailable))
     }
 
     // MARK: Stopping

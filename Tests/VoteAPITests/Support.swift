@@ -82,6 +82,10 @@ final class ScriptedPublisher: VotePublishing {
         state.withLock { if case .failure(.unavailable) = $0.outcome { return false } else { return true } }
     }
 
+    var isBlocked: Bool {
+        state.withLock { if case .failure(.blocked) = $0.outcome { return true } else { return false } }
+    }
+
     var published: [Vote] { state.withLock { $0.published } }
 
     func setOutcome(_ outcome: Result<Void, PublishError>) {

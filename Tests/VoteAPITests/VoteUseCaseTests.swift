@@ -37,7 +37,7 @@ struct VoteUseCaseTests {
         #expect(ids.allSatisfy { $0.dropFirst(14).first == "7" }, "UUID version 7")
     }
 
-    @Test(arguments: [(PublishError.rejected, "broker_rejected"), (.timedOut, "broker_timeout"), (.overloaded, "overloaded"), (.unavailable, "broker_unavailable")])
+    @Test(arguments: [(PublishError.rejected, "broker_rejected"), (.timedOut, "broker_timeout"), (.overloaded, "overloaded"), (.unavailable, "broker_unavailable"), (.unroutable, "broker_unroutable"), (.blocked, "broker_blocked")])
     func aVoteTheBrokerDidNotTakeIs503AndRefundsTheSessionsUnit(error: PublishError, code: String) throws {
         let publisher = ScriptedPublisher(outcome: .failure(error))
         let app = try TestApplication(publisher: publisher)
@@ -60,6 +60,17 @@ struct VoteUseCaseTests {
         #expect(try app.send(.GET, "/readyz").0.status == .ok)
         publisher.setOutcome(.failure(.unavailable))
         #expect(try app.send(.GET, "/readyz").0.status == .serviceUnavailable)
+    }
+
+    @Test func readinessFailsWhileTheBrokerBlocksPublishing() throws {
+        let publisher = ScriptedPublisher(outcome: .failure(.blocked))
+        let app = try TestApplication(publisher: publisher)
+        let (ready, body) = try app.send(.GET, "/readyz")
+        #expect(ready.status == .serviceUnavailable)
+        let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("broker is blocked (memory or disk alarm)"))
+        publisher.setOutcome(.success(()))
+        #expect(try app.send(.GET, "/readyz").0.status == .ok)
     }
 
     @Test func votesThatNeverReachThePublisherDoNotCallIt() throws {
@@ -90,6 +101,13 @@ struct APIConfigurationTests {
         #expect { try APIConfiguration(environment: ["PAREDAO_POW_DIFFICULTY": "18", "PAREDAO_POW_MAX_DIFFICULTY": "17"]) } throws: { error in
             (error as? ConfigurationError)?.key == "PAREDAO_POW_MAX_DIFFICULTY"
         }
+    }
+
+    @Test func theAPILogsInAsItsOwnUser() throws {
+        let common = try APIConfiguration(environment: [:]).common
+        #expect(common.amqpUser == "paredao-api")
+        #expect(common.amqpPasswordFile == "var/secrets/rabbitmq-paredao-api.password")
+        #expect(try APIConfiguration(environment: ["PAREDAO_AMQP_PASSWORD_FILE": "/run/pw"]).common.amqpPasswordFile == "/run/pw")
     }
 
     @Test func anUnknownFlagIsAUsageError() {

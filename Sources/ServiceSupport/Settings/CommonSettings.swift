@@ -1,9 +1,14 @@
 public import ArgumentParser
+import Foundation
 public import VoteShared
 
 /// Settings both services read: the broker, the queue, the store, the poll and the log level.
 public struct CommonSettings: Sendable {
-    public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/", help: "RabbitMQ URL")
+    public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://127.0.0.1:5672/", help: "RabbitMQ URL; credentials in it win over the user and password file")
+    public static let amqpUser = Setting("PAREDAO_AMQP_USER", default: "", help: "broker user when the URL names none", defaultLabel: "the service's own: paredao-api or paredao-consumer")
+    public static let secretsDir = Setting("PAREDAO_SECRETS_DIR", default: "var/secrets", help: "folder of the secrets scripts/make-secrets.sh generates")
+    public static let amqpPasswordFile = Setting("PAREDAO_AMQP_PASSWORD_FILE", default: "", help: "file holding that user's password", defaultLabel: "<secrets dir>/rabbitmq-<user>.password")
+    public static let amqpHeartbeatSeconds = Setting("PAREDAO_AMQP_HEARTBEAT_SECONDS", default: 30, help: "AMQP heartbeat; a silent broker connection counts as lost after about twice this (0 = off)").within(0...600)
     public static let queue = Setting("PAREDAO_QUEUE", default: "votes", help: "queue for votes; rejects go to <queue>.dead")
     public static let queueType = Setting("PAREDAO_QUEUE_TYPE", default: "quorum", help: "type of the durable vote queue").oneOf(["quorum", "classic"])
     public static let store = Setting("PAREDAO_STORE", default: "sqlite", help: "where totals live").oneOf(["sqlite"])
@@ -13,6 +18,9 @@ public struct CommonSettings: Sendable {
     public static let metricsHost = Setting("PAREDAO_METRICS_HOST", default: "127.0.0.1", help: "address of the local /metrics endpoint")
 
     public var amqpURL: String
+    public var amqpUser: String
+    public var amqpPasswordFile: String
+    public var amqpHeartbeatSeconds: Int
     public var queue: String
     public var quorumQueue: Bool
     public var store: String
@@ -21,8 +29,15 @@ public struct CommonSettings: Sendable {
     public var logLevel: String
     public var metricsHost: String
 
-    public init(_ options: CommonOptions, environment: [String: String]) throws(ConfigurationError) {
+    /// Reads the settings; `serviceUser` is the broker user of the calling service.
+    public init(_ options: CommonOptions, environment: [String: String], serviceUser: String) throws(ConfigurationError) {
         amqpURL = try Self.amqpURL.value(flag: options.amqpURL, environment: environment)
+        let user = try Self.amqpUser.value(flag: options.amqpUser, environment: environment)
+        amqpUser = user.isEmpty ? serviceUser : user
+        let passwordFile = try Self.amqpPasswordFile.value(flag: options.amqpPasswordFile, environment: environment)
+        let secretsDir = try Self.secretsDir.value(flag: options.secretsDir, environment: environment)
+        amqpPasswordFile = passwordFile.isEmpty ? "\(secretsDir)/rabbitmq-\(amqpUser).password" : passwordFile
+        amqpHeartbeatSeconds = try Self.amqpHeartbeatSeconds.value(flag: options.amqpHeartbeatSeconds, environment: environment)
         queue = try Self.queue.value(flag: options.queue, environment: environment)
         quorumQueue = try Self.queueType.value(flag: options.queueType, environment: environment).lowercased() == "quorum"
         store = try Self.store.value(flag: options.store, environment: environment).lowercased()
@@ -32,6 +47,15 @@ public struct CommonSettings: Sendable {
         metricsHost = try Self.metricsHost.value(flag: options.metricsHost, environment: environment)
     }
 
+    /// The broker password of ``amqpUser``: the first line of ``amqpPasswordFile``.
+    public func amqpPassword() throws(ConfigurationError) -> String {
+        guard let text = try? String(contentsOfFile: amqpPasswordFile, encoding: .utf8),
+              let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty else {
+            throw ConfigurationError(key: Self.amqpPasswordFile.key, message: "cannot read a password from \(amqpPasswordFile) (run scripts/make-secrets.sh, or put credentials in \(Self.amqpURL.key))")
+        }
+        return String(line)
+    }
+
     /// The queue that receives messages the consumer cannot decode.
     public var deadLetterQueue: String { queue + ".dead" }
 }
@@ -39,6 +63,10 @@ public struct CommonSettings: Sendable {
 /// The command-line flags of ``CommonSettings``.
 public struct CommonOptions: ParsableArguments {
     @Option(name: .customLong(CommonSettings.amqpURL.flag), help: CommonSettings.amqpURL.argumentHelp) var amqpURL: String?
+    @Option(name: .customLong(CommonSettings.amqpUser.flag), help: CommonSettings.amqpUser.argumentHelp) var amqpUser: String?
+    @Option(name: .customLong(CommonSettings.secretsDir.flag), help: CommonSettings.secretsDir.argumentHelp) var secretsDir: String?
+    @Option(name: .customLong(CommonSettings.amqpPasswordFile.flag), help: CommonSettings.amqpPasswordFile.argumentHelp) var amqpPasswordFile: String?
+    @Option(name: .customLong(CommonSettings.amqpHeartbeatSeconds.flag), help: CommonSettings.amqpHeartbeatSeconds.argumentHelp) var amqpHeartbeatSeconds: String?
     @Option(name: .customLong(CommonSettings.queue.flag), help: CommonSettings.queue.argumentHelp) var queue: String?
     @Option(name: .customLong(CommonSettings.queueType.flag), help: CommonSettings.queueType.argumentHelp) var queueType: String?
     @Option(name: .customLong(CommonSettings.store.flag), help: CommonSettings.store.argumentHelp) var store: String?

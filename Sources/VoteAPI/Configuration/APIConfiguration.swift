@@ -121,7 +121,7 @@ struct APIConfiguration: Sendable {
 
     init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
-        common = try CommonSettings(command.common, environment: env)
+        common = try CommonSettings(command.common, environment: env, serviceUser: "paredao-api")
         store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
         host = try APISettings.host.value(flag: command.host, environment: env)
         port = try APISettings.port.value(flag: command.port, environment: env)

@@ -67,9 +67,11 @@ final class APIApplication: Sendable {
 
     private func readiness(on eventLoop: any EventLoop) -> EventLoopFuture<APIResponse> {
         let brokerUp = publisher.isConnected
+        let brokerBlocked = publisher.isBlocked
         return totals.storeProblem(on: eventLoop).map { storeProblem in
             var reasons: [String] = []
             if !brokerUp { reasons.append("broker connection is down") }
+            if brokerBlocked { reasons.append("broker is blocked (memory or disk alarm)") }
             if let storeProblem { reasons.append("store is not readable: \(storeProblem)") }
             guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
             return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))

@@ -106,6 +106,8 @@ struct APIError: Error, Equatable {
         case .timedOut: APIError(status: .serviceUnavailable, code: "broker_timeout", message: "The vote was not confirmed in time; retry with the same voteId.", retryAfterSeconds: 1)
         case .rejected: APIError(status: .serviceUnavailable, code: "broker_rejected", message: "The broker refused the vote; retry with the same voteId.", retryAfterSeconds: 1)
         case .overloaded: APIError(status: .serviceUnavailable, code: "overloaded", message: "Too many votes are waiting; retry shortly.", retryAfterSeconds: 1)
+        case .unroutable: APIError(status: .serviceUnavailable, code: "broker_unroutable", message: "The vote queue is missing on the broker; retry shortly with the same voteId.", retryAfterSeconds: 2)
+        case .blocked: APIError(status: .serviceUnavailable, code: "broker_blocked", message: "The broker is short of memory or disk and accepts no votes; retry shortly.", retryAfterSeconds: 5)
         }
     }
 

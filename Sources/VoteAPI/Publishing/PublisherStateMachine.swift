@@ -11,7 +11,17 @@ import VoteShared
 ///   mailbox is read at most once per `linger`, so that votes share messages.
 /// - An ack settles its message's votes (all messages up to the tag when `multiple`); a nack
 ///   fails them with `rejected`; a message unconfirmed after `confirmTimeout` fails with
-///   `timedOut`.
+///   `timedOut`, and so does every other vote not yet confirmed, because the connection is
+///   dropped and re-opened (a broker that stopped confirming is not trusted with more) —
+///   unless the broker said it blocked the connection: then only the overdue messages fail,
+///   and the connection stays (a new one would be blocked again at its first publish).
+/// - A returned (unroutable: no queue took it) message fails its votes with `unroutable`; the
+///   broker sends the return before the ack of the same message, so that ack settles nothing.
+/// - While the broker has blocked the connection (a memory or disk alarm), nothing is sent:
+///   votes not yet sent and every new one fail at once with `blocked`; messages in flight
+///   still wait for their confirms.
+/// - While connected, no wait is longer than half the heartbeat (librabbitmq sends and checks
+///   heartbeats only when it is called), nor than 500 ms.
 /// - Without a connection, votes fail with `unavailable`; a lost connection fails every vote
 ///   it carried and reconnects at once; a failed connect retries after a backoff that doubles
 ///   from `initialBackoff` up to `maximumBackoff`.
@@ -29,6 +39,13 @@ struct PublisherStateMachine<Ticket> {
         var rateWindow: Duration = .milliseconds(50)
         var initialBackoff: Duration = .milliseconds(100)
         var maximumBackoff: Duration = .seconds(5)
+        /// The AMQP heartbeat the connection negotiated (`.zero`: none).
+        var heartbeat: Duration = .zero
+
+        /// The longest wait while connected.
+        var longestWait: Duration {
+            heartbeat > .zero ? min(.milliseconds(500), heartbeat / 2) : .milliseconds(500)
+        }
     }
 
     /// A vote and the ticket to complete when its fate is known.
@@ -60,8 +77,8 @@ struct PublisherStateMachine<Ticket> {
         case succeed(Settled)
         /// Complete these tickets with `error`.
         case fail([Ticket], PublishError)
-        /// Drop the connection (after failing `tickets`); the next connect is due `after`.
-        case reconnect(after: Duration, failing: [Ticket])
+        /// Drop the connection (after failing `tickets` with `error`); the next connect is due `after`.
+        case reconnect(after: Duration, failing: [Ticket], error: PublishError)
         /// Sleep until `deadline` (`nil`: until something happens), waking for broker input,
         /// and for new votes when `mailbox`; then report what happened.
         case wait(until: ContinuousClock.Instant?, mailbox: Bool)
@@ -85,6 +102,8 @@ struct PublisherStateMachine<Ticket> {
     private let settings: Settings
     private var connection: Connection
     private var stopping = false
+    /// The broker blocked publishing on this connection (a resource alarm).
+    private var blocked = false
     private var backoff: Duration
     /// Votes taken from the mailbox and not yet sent.
     private var pending: [Job] = []
@@ -112,6 +131,9 @@ struct PublisherStateMachine<Ticket> {
         return false
     }
 
+    /// Whether the broker blocks publishing (votes fail at once with `blocked`).
+    var isBlocked: Bool { blocked }
+
     /// Messages sent and not yet confirmed.
     var messagesInFlight: Int { inFlight.count }
 
@@ -124,6 +146,9 @@ struct PublisherStateMachine<Ticket> {
     mutating func jobsArrived(_ jobs: [Job], now: ContinuousClock.Instant) -> Action {
         guard !stopping, isConnected else {
             return jobs.isEmpty ? .none : .fail(jobs.map(\.ticket), .unavailable)
+        }
+        guard !blocked else {
+            return jobs.isEmpty ? .none : .fail(jobs.map(\.ticket), .blocked)
         }
         measureRate(arrived: jobs.count, now: now)
         if pendingStart == pending.count {
@@ -147,9 +172,33 @@ struct PublisherStateMachine<Ticket> {
         return settled.tickets.isEmpty ? .none : .fail(settled.tickets, .rejected)
     }
 
+    /// The broker returned `tag` as unroutable (its ack comes next).
+    mutating func returned(tag: UInt64, now: ContinuousClock.Instant) -> Action {
+        guard let entry = inFlight.removeValue(forKey: tag) else { return .none }
+        advanceOldestTag()
+        return .fail(entry.tickets, .unroutable)
+    }
+
+    /// The broker blocked the connection (connection.blocked): votes not yet sent fail.
+    mutating func blockedByBroker(now: ContinuousClock.Instant) -> Action {
+        guard isConnected else { return .none }
+        blocked = true
+        let unsent = pending[pendingStart...].map(\.ticket)
+        pending.removeAll()
+        pendingStart = 0
+        return unsent.isEmpty ? .none : .fail(unsent, .blocked)
+    }
+
+    /// The broker unblocked the connection (connection.unblocked).
+    mutating func unblockedByBroker(now: ContinuousClock.Instant) -> Action {
+        blocked = false
+        return .none
+    }
+
     /// The connection opened, queue declared and confirms on.
     mutating func connected(now: ContinuousClock.Instant) -> Action {
         connection = .up
+        blocked = false
         nextTag = 1
         oldestTag = 1
         backoff = settings.initialBackoff
@@ -161,14 +210,15 @@ struct PublisherStateMachine<Ticket> {
         let wait = backoff
         connection = .down(retryAt: now + wait)
         backoff = min(backoff * 2, settings.maximumBackoff)
-        return .reconnect(after: wait, failing: [])
+        return .reconnect(after: wait, failing: [], error: .unavailable)
     }
 
     /// The connection broke (a failed read, a close from the broker).
     mutating func connectionLost(now: ContinuousClock.Instant) -> Action {
         guard isConnected else { return .none }
         connection = .down(retryAt: now)
-        return .reconnect(after: .zero, failing: takeUnsettled())
+        blocked = false
+        return .reconnect(after: .zero, failing: takeUnsettled(), error: .unavailable)
     }
 
     /// Publishing a message failed: the connection is gone, with that message's votes.
@@ -185,7 +235,11 @@ struct PublisherStateMachine<Ticket> {
     /// Time passed: what to do now.
     mutating func tick(now: ContinuousClock.Instant) -> Action {
         if stopping { return .finish(failing: takeUnsettled()) }
-        if let expired = expireOverdue(now: now) { return .fail(expired, .timedOut) }
+        if let oldestDeadline, oldestDeadline <= now {
+            if blocked, let expired = expireOverdue(now: now) { return .fail(expired, .timedOut) }
+            connection = .down(retryAt: now)
+            return .reconnect(after: .zero, failing: takeUnsettled(), error: .timedOut)
+        }
         switch connection {
         case .connecting:
             return .wait(until: nil, mailbox: false)
@@ -196,19 +250,21 @@ struct PublisherStateMachine<Ticket> {
         case .up:
             break
         }
+        // Heartbeats are sent and checked only when the thread calls librabbitmq.
+        let latest = now + settings.longestWait
         if pendingStart < pending.count {
             guard inFlight.count < settings.maxInFlight else {
-                return .wait(until: oldestDeadline, mailbox: false)
+                return .wait(until: min(oldestDeadline ?? latest, latest), mailbox: false)
             }
             return .send(nextMessage(now: now))
         }
-        if lingering, now < lastSend + settings.linger {
+        if lingering, !blocked, now < lastSend + settings.linger {
             // Let votes gather in the mailbox — publishers signal only an empty one — while
             // reading confirms: no wake-up per vote.
-            let lingerEnd = lastSend + settings.linger
+            let lingerEnd = min(lastSend + settings.linger, latest)
             return .wait(until: oldestDeadline.map { min($0, lingerEnd) } ?? lingerEnd, mailbox: false)
         }
-        return .wait(until: oldestDeadline ?? now + .milliseconds(500), mailbox: true)
+        return .wait(until: min(oldestDeadline ?? latest, latest), mailbox: true)
     }
 
     // MARK: Rules

@@ -31,11 +31,13 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         /// a millisecond fills a message with dozens of votes.
         var linger: Duration = .zero
         var lingerAboveRate: Int = .max
+        /// The AMQP heartbeat asked for at login (`.zero`: none).
+        var heartbeat: Duration = .zero
 
         var machine: Machine.Settings {
             Machine.Settings(
                 maxVotesPerMessage: maxVotesPerMessage, maxInFlight: maxInFlight, confirmTimeout: confirmTimeout,
-                linger: linger, lingerAboveRate: lingerAboveRate
+                linger: linger, lingerAboveRate: lingerAboveRate, heartbeat: heartbeat
             )
         }
     }
@@ -51,6 +53,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
     private let mailbox = Mutex(Mailbox())
     private let wakeUp = Wakeup()
     private let connected = Atomic<Bool>(false)
+    private let blocked = Atomic<Bool>(false)
     private let lingering = Atomic<Bool>(false)
     private let logger = Logger(label: "VoteAPI.publisher")
     private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
@@ -67,12 +70,16 @@ final class VotePublisher: VotePublishing, BlockingWorker {
     /// Whether the publisher holds a working broker connection.
     var isConnected: Bool { connected.load(ordering: .relaxed) }
 
+    /// Whether the broker blocks publishing (a memory or disk alarm).
+    var isBlocked: Bool { blocked.load(ordering: .relaxed) }
+
     /// Whether votes arrive fast enough that they wait to share messages.
     var isLingering: Bool { lingering.load(ordering: .relaxed) }
 
     /// Queues `vote`; the future succeeds once RabbitMQ confirmed it.
     func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         guard isConnected else { return eventLoop.makeFailedFuture(PublishError.unavailable) }
+        guard !isBlocked else { return eventLoop.makeFailedFuture(PublishError.blocked) }
         let promise = eventLoop.makePromise(of: Void.self)
         enum Outcome { case queuedFirst, queued, refused }
         let outcome = mailbox.withLock { box -> Outcome in
@@ -110,10 +117,15 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         var connection: AMQPConnection?
         var buffer: [UInt8] = []
         var finished = false
+        /// When librabbitmq last read the socket: it sends and checks heartbeats only then.
+        var lastBrokerRead = ContinuousClock.now
+        let heartbeatCheckInterval: Duration
 
         init(publisher: VotePublisher) {
             self.publisher = publisher
             machine = Machine(settings: publisher.settings.machine, now: .now)
+            let heartbeat = publisher.settings.heartbeat
+            heartbeatCheckInterval = heartbeat > .zero ? min(.seconds(1), heartbeat / 2) : .seconds(3600)
         }
 
         mutating func run() {
@@ -135,11 +147,16 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                 for sentAt in settled.sentAt { publisher.confirmTimer.recordNanoseconds((now - sentAt).wholeNanoseconds) }
                 Self.complete(settled.tickets, with: .success(()))
             case .fail(let tickets, let error):
-                if error == .timedOut { publisher.logger.warning("Broker confirm timed out", metadata: ["votes": "\(tickets.count)"]) }
+                if error == .unroutable { publisher.logger.error("Broker returned votes as unroutable", metadata: ["votes": "\(tickets.count)", "queue": "\(publisher.settings.queue)"]) }
+                if error == .timedOut { publisher.logger.warning("Broker confirm timed out while blocked", metadata: ["votes": "\(tickets.count)"]) }
                 Self.complete(tickets, with: .failure(error))
-            case .reconnect(_, let failing):
+            case .reconnect(_, let failing, let error):
+                if error == .timedOut {
+                    publisher.reconnects.increment()
+                    publisher.logger.warning("Broker confirm timed out; reconnecting", metadata: ["votes": "\(failing.count)"])
+                }
                 closeConnection()
-                Self.complete(failing, with: .failure(.unavailable))
+                Self.complete(failing, with: .failure(error))
             case .wait(let deadline, let mailbox):
                 wait(until: deadline, mailbox: mailbox)
             case .finish(let failing):
@@ -153,11 +170,12 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         mutating func connect() {
             let settings = publisher.settings
             do {
-                let connection = try AMQPConnection(url: settings.url)
+                let connection = try AMQPConnection(url: settings.url, heartbeat: settings.heartbeat)
                 try connection.declareQueue(settings.deadLetterQueue, quorum: settings.quorum, deadLetterQueue: nil)
                 try connection.declareQueue(settings.queue, quorum: settings.quorum, deadLetterQueue: settings.deadLetterQueue)
                 try connection.enableConfirms()
                 self.connection = connection
+                lastBrokerRead = .now
                 publisher.connected.store(true, ordering: .relaxed)
                 publisher.brokerUp.record(1)
                 publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(settings.url)", "queue": "\(settings.queue)"])
@@ -165,7 +183,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
             } catch {
                 publisher.reconnects.increment()
                 let action = machine.connectFailed(now: .now)
-                if case .reconnect(let after, _) = action {
+                if case .reconnect(let after, _, _) = action {
                     publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(settings.url)", "error": "\(error)", "retry_in_ms": "\(after.wholeMilliseconds)"])
                 }
                 carryOut(action)
@@ -177,7 +195,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
             VoteMessage.encode(message.votes.lazy.map(\.vote), into: &buffer)
             guard let connection else { return lose(machine.sendFailed(message, now: .now), reason: "no connection") }
             do {
-                try buffer.withUnsafeBytes { try connection.publish(to: publisher.settings.queue, body: $0) }
+                try buffer.withUnsafeBytes { try connection.publish(to: publisher.settings.queue, tag: message.tag, body: $0) }
                 publisher.messagesPublished.increment()
             } catch {
                 lose(machine.sendFailed(message, now: .now), reason: "\(error)")
@@ -202,19 +220,34 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                 if mailbox, descriptors[0].revents != 0 { publisher.wakeUp.reset() }
                 brokerInput = descriptors[1].revents != 0
             }
-            if brokerInput { readConfirms() }
+            if brokerInput || (connection != nil && ContinuousClock.now - lastBrokerRead >= heartbeatCheckInterval) {
+                readConfirms()
+            }
             if mailbox { takeMailbox() }
         }
 
-        /// Reads what the broker sent: confirms, or the connection's end.
+        /// Reads what the broker sent — confirms, returns, flow control, or the connection's
+        /// end — without waiting; librabbitmq sends a due heartbeat and notices a missed one here.
         mutating func readConfirms() {
             guard let connection else { return }
+            lastBrokerRead = .now
             do {
                 while let confirm = try connection.nextConfirm(timeout: .zero) {
                     switch confirm {
                     case .ack(let tag, let multiple): carryOut(machine.confirmed(tag: tag, multiple: multiple, now: .now))
                     case .nack(let tag, let multiple): carryOut(machine.nacked(tag: tag, multiple: multiple, now: .now))
+                    case .returned(let tag): carryOut(machine.returned(tag: tag, now: .now))
+                    case .blocked:
+                        publisher.blocked.store(true, ordering: .relaxed)
+                        publisher.logger.error("RabbitMQ blocked publishing (memory or disk alarm)")
+                        carryOut(machine.blockedByBroker(now: .now))
+                    case .unblocked:
+                        publisher.blocked.store(false, ordering: .relaxed)
+                        publisher.logger.info("RabbitMQ unblocked publishing")
+                        carryOut(machine.unblockedByBroker(now: .now))
                     }
+                    // A carried-out action may have dropped the connection.
+                    if self.connection == nil { return }
                 }
             } catch {
                 lose(machine.connectionLost(now: .now), reason: "\(error)")
@@ -242,6 +275,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         mutating func closeConnection() {
             connection = nil
             publisher.connected.store(false, ordering: .relaxed)
+            publisher.blocked.store(false, ordering: .relaxed)
             publisher.brokerUp.record(0)
         }
 

@@ -12,6 +12,10 @@ enum PublishError: Error, Equatable {
     case rejected
     /// The publisher's queue is full.
     case overloaded
+    /// No queue took the message (mandatory publish returned): the vote queue is missing.
+    case unroutable
+    /// The broker blocks publishing (a memory or disk alarm).
+    case blocked
 }
 
 /// Where the vote path hands an accepted vote: the future succeeds once the vote is
@@ -19,6 +23,9 @@ enum PublishError: Error, Equatable {
 protocol VotePublishing: Sendable {
     /// Whether votes can be published now (for `/readyz`).
     var isConnected: Bool { get }
+
+    /// Whether the broker blocks publishing (a memory or disk alarm), for `/readyz`.
+    var isBlocked: Bool { get }
 
     /// Queues `vote`; the future completes on `eventLoop`.
     func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
