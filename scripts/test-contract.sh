@@ -94,12 +94,14 @@ validate_document() {
 schemathesis_run() {
   local url="$1" name="$2"
   shift 2
-  PAREDAO_CONTRACT_URL="$url" PAREDAO_CONTRACT_KEYS="$ROOT/var/secrets/token-keys" \
+  # From the stack's folder: schemathesis keeps its cache in ./.schemathesis.
+  mkdir -p "$STACK/schemathesis-$name"
+  (cd "$STACK/schemathesis-$name" && PAREDAO_CONTRACT_URL="$url" PAREDAO_CONTRACT_KEYS="$ROOT/var/secrets/token-keys" \
     SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/Tests/contract" \
     "$(dirname "$("$ROOT/scripts/contract-tools.sh" python)")/schemathesis" \
     --config-file "$ROOT/Tests/contract/schemathesis.toml" run "$ROOT/docs/openapi.yaml" \
     --url "$url" --max-examples "$EXAMPLES" --seed 20261201 \
-    --report junit --report-dir "$STACK/schemathesis-$name" "$@"
+    --report junit --report-dir "$STACK/schemathesis-$name" "$@")
 }
 
 # bad_input TARGET URL: the table of answers goes to var/test/contract/bad-input-TARGET.md.
