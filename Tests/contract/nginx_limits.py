@@ -2,7 +2,7 @@
 """nginx's own 429 in the documented shape: against an nginx with the shipped per-IP limits
 (challenges and sessions 2 r/s, burst 10), a burst of challenges must end in
 `429 rate_limited` with `Retry-After`, in the one JSON error shape, and the API behind it
-must still answer. Standard library only.
+must still answer; and so must a burst of votes (50 r/s, burst 100). Standard library only.
 
     python3 Tests/contract/nginx_limits.py http://127.0.0.1:8000
 
@@ -42,6 +42,26 @@ def main():
     response = responses[0] if responses else None
     problems = suite.check(response, 429, "rate_limited")
     results.append(("sessions share the limit: 429 rate_limited", [response.status if response else None], problems))
+
+    # Votes: 50 r/s, burst 100. Without a token the API answers 401 until nginx steps in.
+    statuses = []
+    limited = None
+    conn = suite.connect()
+    try:
+        raw = suite.request("POST", "/api/v1/votes", b'{"participant":"aline"}')
+        for _ in range(300):
+            conn.send(raw)
+            response = conn.read_response()
+            statuses.append(response.status if response else None)
+            if response is None or response.status == 429:
+                limited = response
+                break
+    finally:
+        conn.close()
+    problems = [] if limited is not None else [f"no 429 in 300 votes: {sorted(set(statuses))}"]
+    if limited is not None:
+        problems += suite.check(limited, 429, "rate_limited")
+    results.append(("votes beyond 50 r/s + burst 100: 429 rate_limited", [f"{len(statuses) - 1} × {statuses[0]}", statuses[-1]], problems))
 
     status, _, _ = client.request(base, "GET", "/total")
     results.append(("/total is not limited meanwhile", [status], [] if status == 200 else [f"status {status}"]))
