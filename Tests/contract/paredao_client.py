@@ -35,6 +35,15 @@ def solve_pow(challenge, difficulty):
         counter += 1
 
 
+def challenge_difficulty(challenge):
+    """The difficulty a challenge carries (byte 34 of its 67), or None if it is not one."""
+    try:
+        raw = b64url_decode(challenge)
+    except (ValueError, TypeError):
+        return None
+    return raw[34] if len(raw) == 67 and raw[0] == 0x43 and 1 <= raw[34] <= 24 else None
+
+
 def request(base, method, path, body=None, headers=None, timeout=10):
     """One request on a fresh connection: (status, headers as a dict of lower-case names, body bytes)."""
     url = urllib.parse.urlsplit(base)

@@ -8,7 +8,9 @@ sessions and votes routes with real credentials as well as broken ones.
   expired, from the future, or from another network). schemathesis's own `ignored_auth`
   check then also sends each vote without a token and with a made-up one.
 - Sessions: every other body that fits the schema gets a freshly solved challenge, so
-  `201` is reached too (the rest stay as generated: 400s and 401s).
+  `201` is reached too (the rest stay as generated: 400s and 401s); a real challenge that
+  the stateful phase carried over by the document's links (challenge → session → vote) is
+  solved in place.
 - Votes whose body fits the schema name a real participant every other time (202), else
   keep the generated string (mostly 422 unknown_participant).
 
@@ -104,6 +106,12 @@ def before_call(ctx, case, **kwargs):
     counter = case.body.get("counter")
     if isinstance(counter, float) and counter.is_integer():
         case.body = {**case.body, "counter": int(counter)}
+    # A challenge the stateful phase carried over from POST /api/v1/challenges (the link
+    # SolveAndCreateSession): solve it, as a client would.
+    difficulty = client.challenge_difficulty(case.body.get("challenge"))
+    if difficulty is not None:
+        case.body = {**case.body, "counter": client.solve_pow(case.body["challenge"], difficulty)}
+        return
     if next(_session_counter) % 2 == 0:
         challenge, counter = client.solved_challenge(BASE)
         case.body = {**case.body, "challenge": challenge, "counter": counter}
