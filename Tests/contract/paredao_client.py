@@ -61,9 +61,19 @@ def request(base, method, path, body=None, headers=None, timeout=10):
         conn.close()
 
 
+def post_retrying(base, path, body=None, attempts=6):
+    """A POST that waits out `429`/`503` answers (their Retry-After, at most 2 s) a few times."""
+    for attempt in range(attempts):
+        status, headers, raw = request(base, "POST", path, body)
+        if status not in (429, 503) or attempt == attempts - 1:
+            return status, headers, raw
+        time.sleep(min(2.0, float(headers.get("retry-after", "1") or 1)))
+    return status, headers, raw
+
+
 def solved_challenge(base):
     """A fresh challenge and its solution: (challenge, counter)."""
-    status, _, raw = request(base, "POST", "/api/v1/challenges")
+    status, _, raw = post_retrying(base, "/api/v1/challenges")
     if status != 201:
         raise RuntimeError(f"POST /api/v1/challenges answered {status}: {raw[:200]!r}")
     answer = json.loads(raw)
@@ -73,7 +83,7 @@ def solved_challenge(base):
 def new_token(base):
     """A session token bought with a solved challenge."""
     challenge, counter = solved_challenge(base)
-    status, _, raw = request(base, "POST", "/api/v1/sessions", {"challenge": challenge, "counter": counter})
+    status, _, raw = post_retrying(base, "/api/v1/sessions", {"challenge": challenge, "counter": counter})
     if status != 201:
         raise RuntimeError(f"POST /api/v1/sessions answered {status}: {raw[:200]!r}")
     return json.loads(raw)["token"]
