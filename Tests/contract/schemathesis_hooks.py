@@ -101,7 +101,7 @@ def before_call(ctx, case, **kwargs):
     if not isinstance(case.body, dict) or not _body_fits_schema(case):
         return
     # JSON Schema counts 12.0 as an integer, the API only the digits 12 (400 invalid_counter):
-    # a known difference (see the report in README's contract section), kept out of the
+    # a known difference (README, "The API contract"), kept out of the
     # fuzzer's failures and checked in the bad-input suite instead.
     counter = case.body.get("counter")
     if isinstance(counter, float) and counter.is_integer():
