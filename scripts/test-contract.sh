@@ -96,12 +96,32 @@ schemathesis_run() {
   shift 2
   # From the stack's folder: schemathesis keeps its cache in ./.schemathesis.
   mkdir -p "$STACK/schemathesis-$name"
+  local status=0
   (cd "$STACK/schemathesis-$name" && PAREDAO_CONTRACT_URL="$url" PAREDAO_CONTRACT_KEYS="$ROOT/var/secrets/token-keys" \
     SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/Tests/contract" \
     "$(dirname "$("$ROOT/scripts/contract-tools.sh" python)")/schemathesis" \
     --config-file "$ROOT/Tests/contract/schemathesis.toml" run "$ROOT/docs/openapi.yaml" \
     --url "$url" --checks all --max-examples "$EXAMPLES" --seed 20261201 \
-    --report junit --report-dir "$STACK/schemathesis-$name" "$@")
+    --report junit --report-dir "$STACK/schemathesis-$name" "$@") || status=$?
+  schemathesis_summary "$STACK/schemathesis-$name"
+  return "$status"
+}
+
+# schemathesis_summary DIR: the plain count line from the run's JUnit report (one test per
+# operation and phase group, failed when any of its cases failed a check).
+schemathesis_summary() {
+  py - "$1" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+reports = sorted(glob.glob(sys.argv[1] + "/junit-*.xml"))
+if not reports:
+    print("schemathesis: no report")
+    print("0 passed, 1 failed")
+    sys.exit(0)
+suite = ET.parse(reports[-1]).getroot()
+tests = int(suite.get("tests", 0))
+failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+print(f"operations: {tests - failed} passed, {failed} failed")
+PY
 }
 
 # bad_input TARGET URL: the table of answers goes to var/test/contract/bad-input-TARGET.md.
