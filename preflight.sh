@@ -10,7 +10,7 @@ RUNTIME_PACKAGES=(librabbitmq-dev libsqlite3-dev libmongoc-dev libbson-dev pkg-c
   rabbitmq-server nginx-light gettext-base openssl curl libjs-chart.js)
 # Observability, load and browser tests.
 TOOL_PACKAGES=(prometheus prometheus-alertmanager lnav wrk chromium chromium-driver
-  python3-selenium python3-pytest fonts-dejavu-core shellcheck)
+  python3-selenium python3-pytest fonts-dejavu-core shellcheck python3-venv)
 
 usage() {
   cat <<'TXT'
@@ -55,7 +55,11 @@ main() {
   done
   check_toolchain
   install_packages "${RUNTIME_PACKAGES[@]}"
-  if ((tools)); then install_packages "${TOOL_PACKAGES[@]}"; fi
+  if ((tools)); then
+    install_packages "${TOOL_PACKAGES[@]}"
+    # schemathesis, openapi-spec-validator and Swagger UI (PyPI, pinned) in var/tools.
+    "$ROOT/scripts/contract-tools.sh" install
+  fi
   "$ROOT/scripts/make-secrets.sh"
   if ((build)); then
     echo "[preflight] swift build -c release"

@@ -21,6 +21,8 @@ Options:
                           see make-htpasswd.sh)
   --frontend DIR          static pages (default: the repository's frontend/)
   --chartjs DIR           Chart.js folder from libjs-chart.js (default /usr/share/javascript/chart.js)
+  --swagger-ui DIR        Swagger UI's static files for /api/docs/ (default: the repository's
+                          var/tools/swagger-ui, installed by scripts/contract-tools.sh)
   --workers N|auto        worker_processes (default auto)
   --worker-connections N  worker_connections (default 4096)
   --vote-rate RATE        per-IP limit on POST /api/v1/votes (default 50r/s)
@@ -45,6 +47,9 @@ api="127.0.0.1:8080"
 htpasswd=""
 frontend="$(cd "${here}/.." && pwd)/frontend"
 chartjs="/usr/share/javascript/chart.js"
+swagger_ui="$(cd "${here}/.." && pwd)/var/tools/swagger-ui"
+api_docs="$(cd "${here}/.." && pwd)/docs/api-docs"
+openapi="$(cd "${here}/.." && pwd)/docs/openapi.yaml"
 workers="auto"
 worker_connections="4096"
 vote_rate="50r/s"
@@ -65,6 +70,7 @@ while [[ $# -gt 0 ]]; do
         --htpasswd) need_arg "$@"; htpasswd="$2"; shift 2 ;;
         --frontend) need_arg "$@"; frontend="$2"; shift 2 ;;
         --chartjs) need_arg "$@"; chartjs="$2"; shift 2 ;;
+        --swagger-ui) need_arg "$@"; swagger_ui="$2"; shift 2 ;;
         --workers) need_arg "$@"; workers="$2"; shift 2 ;;
         --worker-connections) need_arg "$@"; worker_connections="$2"; shift 2 ;;
         --vote-rate) need_arg "$@"; vote_rate="$2"; shift 2 ;;
@@ -89,6 +95,7 @@ prefix="$(cd "$prefix" && pwd)"
 frontend="$(cd "$frontend" && pwd)"
 [[ -f "${frontend}/index.html" ]] || die "no index.html in $frontend"
 [[ -d "$chartjs" ]] || echo "render.sh: warning: Chart.js folder not found: $chartjs (apt-get install libjs-chart.js)" >&2
+[[ -f "${swagger_ui}/swagger-ui-bundle.js" ]] || echo "render.sh: warning: Swagger UI not found in $swagger_ui (scripts/contract-tools.sh install); /api/docs/ will not render" >&2
 [[ -f "$htpasswd" ]] || echo "render.sh: warning: htpasswd file not found yet: $htpasswd (see make-htpasswd.sh)" >&2
 htpasswd="$(cd "$(dirname "$htpasswd")" && pwd)/$(basename "$htpasswd")"
 
@@ -103,7 +110,7 @@ done
 for burst in "$vote_burst" "$session_burst" "$conn_limit"; do
     [[ "$burst" =~ ^[0-9]+$ ]] || die "bad burst: $burst"
 done
-for path in "$prefix" "$frontend" "$chartjs" "$htpasswd"; do
+for path in "$prefix" "$frontend" "$chartjs" "$htpasswd" "$swagger_ui" "$api_docs" "$openapi"; do
     [[ "$path" != *[[:space:]\;\{\}\$\'\"]* ]] || die "paths may not contain spaces, quotes, ';', '{', '}' or '\$': $path"
 done
 
@@ -145,6 +152,7 @@ mkdir -p "${prefix}/logs" "${prefix}/tmp" "${prefix}/cache"
 
 export NGX_PREFIX="$prefix" NGX_LISTEN="$listen" NGX_FRONTEND="$frontend" \
     NGX_HTPASSWD="$htpasswd" NGX_CHARTJS_DIR="${chartjs%/}" NGX_WORKERS="$workers" \
+    NGX_SWAGGER_UI="${swagger_ui%/}" NGX_API_DOCS="$api_docs" NGX_OPENAPI="$openapi" \
     NGX_WORKER_CONNECTIONS="$worker_connections" NGX_RLIMIT_NOFILE="$rlimit_nofile" NGX_VOTE_RATE="$vote_rate" \
     NGX_VOTE_BURST="$vote_burst" NGX_SESSION_RATE="$session_rate" \
     NGX_SESSION_BURST="$session_burst" NGX_CONN_LIMIT="$conn_limit" NGX_USER_DIRECTIVE="$user_directive" \
@@ -157,6 +165,8 @@ vars='${NGX_PREFIX} ${NGX_LISTEN} ${NGX_FRONTEND} ${NGX_HTPASSWD} ${NGX_CHARTJS_
 vars+=' ${NGX_WORKERS} ${NGX_WORKER_CONNECTIONS} ${NGX_RLIMIT_NOFILE} ${NGX_VOTE_RATE} ${NGX_VOTE_BURST}'
 # shellcheck disable=SC2016
 vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_CONN_LIMIT} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
+# shellcheck disable=SC2016
+vars+=' ${NGX_SWAGGER_UI} ${NGX_API_DOCS} ${NGX_OPENAPI}'
 
 tmp="$(mktemp "${prefix}/nginx.conf.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT

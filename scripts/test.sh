@@ -11,7 +11,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|browser]
+Usage: ./run.sh test [--only swift|monitoring|micro|browser|contract]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -21,6 +21,9 @@ Runs, in order:
   micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
   browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
               and the broker-outage check (503s, ERROR logs, error dashboard, alert)
+  contract    the API contract (docs/openapi.yaml): validated, schemathesis and the
+              bad-input suite directly and through nginx, nginx's 429s, /api/docs in
+              Chromium (a stack of its own on the test broker, scripts/test-contract.sh)
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -126,6 +129,11 @@ main() {
     local status=0
     bash "$ROOT/scripts/test-stack.sh" || status=$?
     record "browser + outage" "$status"
+  fi
+  if [[ -z "$only" || "$only" == contract ]]; then
+    local status=0
+    bash "$ROOT/scripts/test-contract.sh" || status=$?
+    record "API contract" "$status"
   fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"

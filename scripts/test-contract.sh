@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The API contract (docs/openapi.yaml) against a real stack: the document validated,
+# schemathesis directly and through nginx, the bad-input suite directly and through nginx,
+# nginx's own 429 in the documented shape, and /api/docs rendered in headless Chromium.
+# Called by scripts/test.sh (which starts the test broker and exports PAREDAO_TEST_AMQP_URL).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STACK="$ROOT/var/test/contract"
+API_PORT=18480
+WEB_PORT=18400
+STRICT_WEB_PORT=18401
+API="http://127.0.0.1:$API_PORT"
+WEB="http://127.0.0.1:$WEB_PORT"
+EXAMPLES="${PAREDAO_CONTRACT_EXAMPLES:-300}"
+FAILED=0
+PASSED=0
+
+usage() {
+  cat <<TXT
+Usage: scripts/test-contract.sh [run|start|stop]   (normally: ./run.sh test --only contract)
+
+  run    (default) start the stack, run every contract check, stop the stack
+  start  start the stack and leave it running (for running the suites by hand)
+  stop   stop what start started
+
+Needs PAREDAO_TEST_AMQP_URL (set by scripts/test.sh). Ports: API $API_PORT (metrics 19401),
+consumer metrics 19402, nginx $WEB_PORT (per-IP limits raised for the fuzzers) and
+$STRICT_WEB_PORT (default limits, for the 429 check). State in var/test/contract.
+PAREDAO_CONTRACT_EXAMPLES sets schemathesis's --max-examples (default 300).
+TXT
+}
+
+# shellcheck source=SCRIPTDIR/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
+
+log() { printf '\n[contract] %s\n' "$*"; }
+
+start_stack() {
+  : "${PAREDAO_TEST_AMQP_URL:?run through ./run.sh test, or export PAREDAO_TEST_AMQP_URL}"
+  "$ROOT/scripts/contract-tools.sh" install
+  stop_stack
+  rm -rf "$STACK"
+  mkdir -p "$STACK/log"
+  local bin
+  swift build >/dev/null
+  bin="$(swift build --show-bin-path)"
+  export PAREDAO_AMQP_URL="$PAREDAO_TEST_AMQP_URL"
+  export PAREDAO_QUEUE="votes-contract-$RANDOM"
+  export PAREDAO_SQLITE_PATH="$STACK/votes.sqlite"
+  export PAREDAO_API_METRICS_PORT=19401 PAREDAO_CONSUMER_METRICS_PORT=19402
+  # Cheap proofs of work, so the fuzzer's hook can buy many sessions.
+  export PAREDAO_POW_DIFFICULTY=8 PAREDAO_POW_MAX_DIFFICULTY=10
+  export PAREDAO_CONFIRM_TIMEOUT_MS=2000 PAREDAO_TOTALS_REFRESH_MS=500
+  head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$STACK/panel-password"
+  stack_start --dir "$STACK" --bin "$bin" --api-port "$API_PORT" --web-port "$WEB_PORT" \
+    --password "$STACK/panel-password" --htpasswd "$STACK/htpasswd" -- \
+    --workers 1 --vote-rate 100000r/s --vote-burst 100000 --session-rate 100000r/s --session-burst 100000
+  # A second nginx with the shipped limits, in front of the same API.
+  "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx-strict" --listen "127.0.0.1:$STRICT_WEB_PORT" \
+    --api "127.0.0.1:$API_PORT" --htpasswd "$STACK/htpasswd" --workers 1 >/dev/null
+  wait_http "http://127.0.0.1:$STRICT_WEB_PORT/" 30
+}
+
+stop_stack() {
+  if [[ -f "$STACK/nginx-strict/nginx.pid" ]]; then
+    "$ROOT/nginx/nginx.sh" stop --prefix "$STACK/nginx-strict" >/dev/null || true
+  fi
+  stack_stop "$STACK"
+}
+
+run_suite() {
+  local name="$1"
+  shift
+  log "$name"
+  local started=$SECONDS
+  if "$@"; then
+    PASSED=$((PASSED + 1))
+    log "$name: passed ($((SECONDS - started)) s)"
+  else
+    FAILED=$((FAILED + 1))
+    log "$name: FAILED ($((SECONDS - started)) s)"
+  fi
+}
+
+py() { "$("$ROOT/scripts/contract-tools.sh" python)" "$@"; }
+
+validate_document() {
+  py -m openapi_spec_validator "$ROOT/docs/openapi.yaml"
+}
+
+# schemathesis BASE_URL NAME [OPTION...]
+schemathesis_run() {
+  local url="$1" name="$2"
+  shift 2
+  # From the stack's folder: schemathesis keeps its cache in ./.schemathesis.
+  mkdir -p "$STACK/schemathesis-$name"
+  local status=0
+  (cd "$STACK/schemathesis-$name" && PAREDAO_CONTRACT_URL="$url" PAREDAO_CONTRACT_KEYS="$ROOT/var/secrets/token-keys" \
+    SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/Tests/contract" \
+    "$(dirname "$("$ROOT/scripts/contract-tools.sh" python)")/schemathesis" \
+    --config-file "$ROOT/Tests/contract/schemathesis.toml" run "$ROOT/docs/openapi.yaml" \
+    --url "$url" --checks all --max-examples "$EXAMPLES" --seed 20261201 \
+    --report junit --report-dir "$STACK/schemathesis-$name" "$@") || status=$?
+  schemathesis_summary "$STACK/schemathesis-$name"
+  return "$status"
+}
+
+# schemathesis_summary DIR: the plain count line from the run's JUnit report (one test per
+# operation and phase group, failed when any of its cases failed a check).
+schemathesis_summary() {
+  py - "$1" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+reports = sorted(glob.glob(sys.argv[1] + "/junit-*.xml"))
+if not reports:
+    print("schemathesis: no report")
+    print("0 passed, 1 failed")
+    sys.exit(0)
+suite = ET.parse(reports[-1]).getroot()
+tests = int(suite.get("tests", 0))
+failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+print(f"operations: {tests - failed} passed, {failed} failed")
+PY
+}
+
+# bad_input TARGET URL: the table of answers goes to var/test/contract/bad-input-TARGET.md.
+bad_input() {
+  py "$ROOT/Tests/contract/bad_input.py" --target "$1" --url "$2" --keys "$ROOT/var/secrets/token-keys" \
+    --table "$STACK/bad-input-$1.md"
+}
+
+# nginx's own 429, from the nginx with the shipped limits: documented shape and Retry-After.
+nginx_rate_limit_shape() {
+  py "$ROOT/Tests/contract/nginx_limits.py" "http://127.0.0.1:$STRICT_WEB_PORT"
+}
+
+# /api/docs renders the document under the CSP, without a console error (Selenium).
+swagger_ui_page() {
+  /usr/bin/python3 "$ROOT/Tests/contract/api_docs_page.py" "$WEB"
+}
+
+main() {
+  case "${1:-run}" in
+    -h|--help) usage; return 0 ;;
+    start) start_stack; echo "contract stack up: API $API, nginx $WEB (raised limits), http://127.0.0.1:$STRICT_WEB_PORT (shipped limits)"; return 0 ;;
+    stop) stop_stack; return 0 ;;
+    run) ;;
+    *) usage >&2; return 2 ;;
+  esac
+  run_suite "OpenAPI document valid (openapi-spec-validator)" validate_document
+  trap stop_stack EXIT
+  start_stack
+  run_suite "schemathesis, API directly" schemathesis_run "$API" direct
+  run_suite "schemathesis, through nginx" schemathesis_run "$WEB" nginx --exclude-tag probes
+  run_suite "bad input, API directly" bad_input api "$API"
+  run_suite "bad input, through nginx" bad_input nginx "$WEB"
+  run_suite "nginx 429 in the documented shape" nginx_rate_limit_shape
+  run_suite "Swagger UI at /api/docs/ under the CSP" swagger_ui_page
+  echo "contract suites: $PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main "$@"
