@@ -11,7 +11,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|browser]
+Usage: ./run.sh test [--only swift|monitoring|micro|browser|faults]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -20,6 +20,10 @@ Runs, in order:
   micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
   browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
               and the broker-outage check (503s, ERROR logs, error dashboard, alert)
+  faults      the fault suite (Tests/faults/run.sh --help): its own broker (port 5712) and
+              a stack under supervisord, ~300 ballot-like votes/s through nginx while
+              processes are killed, the broker stopped or blocked, the store locked, the
+              consumer slowed and poison messages published; every 202 counted once
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -97,6 +101,13 @@ run_monitoring() {
   record monitoring "$status"
 }
 
+run_faults() {
+  log "fault suite (own broker, supervised stack, load through nginx)"
+  local status=0
+  bash "$ROOT/Tests/faults/run.sh" || status=$?
+  record "faults" "$status"
+}
+
 main() {
   local only=""
   while (($#)); do
@@ -117,6 +128,7 @@ main() {
     bash "$ROOT/scripts/test-stack.sh" || status=$?
     record "browser + outage" "$status"
   fi
+  if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"
