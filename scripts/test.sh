@@ -118,8 +118,11 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  start_broker
-  trap stop_broker EXIT
+  # The fault suite runs its own broker (port 5712): alone, it needs no test broker.
+  if [[ "$only" != faults ]]; then
+    start_broker
+    trap stop_broker EXIT
+  fi
   if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
   if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
   if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
