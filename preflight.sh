@@ -7,17 +7,18 @@ cd "$ROOT"
 
 # Build and run: C libraries, the broker, the web server, curl for the scripts.
 RUNTIME_PACKAGES=(librabbitmq-dev libsqlite3-dev libmongoc-dev libbson-dev pkg-config
-  rabbitmq-server nginx-light gettext-base openssl curl libjs-chart.js)
+  rabbitmq-server nginx-light gettext-base openssl curl libjs-chart.js supervisor)
 # Observability, load and browser tests.
 TOOL_PACKAGES=(prometheus prometheus-alertmanager lnav wrk chromium chromium-driver
-  python3-selenium python3-pytest fonts-dejavu-core shellcheck python3-venv)
+  python3-selenium python3-pytest fonts-dejavu-core shellcheck python3-venv python3-pip)
 
 usage() {
   cat <<'TXT'
 Usage: ./preflight.sh [--no-build] [--runtime-only]
 
-Installs Debian packages (apt-get; needs root), generates secrets under var/secrets
-(never overwriting them) and builds the Swift package in release mode.
+Installs Debian packages (apt-get; needs root) and the fault suite's Python requirements
+(pip), generates secrets under var/secrets (never overwriting them) and builds the Swift
+package in release mode.
   --no-build       install and generate secrets only
   --runtime-only   skip the observability, load-test and browser tools
 TXT
@@ -59,6 +60,8 @@ main() {
     install_packages "${TOOL_PACKAGES[@]}"
     # schemathesis, openapi-spec-validator and Swagger UI (PyPI, pinned) in var/tools.
     "$ROOT/scripts/contract-tools.sh" install
+    # The fault suite's raw AMQP client (pika, Tests/faults/requirements.txt).
+    "$ROOT/Tests/faults/run.sh" --setup
   fi
   "$ROOT/scripts/make-secrets.sh"
   if ((build)); then

@@ -8,19 +8,25 @@ VAR="$ROOT/var"
 LOG="$VAR/log"
 API_PORT="${PAREDAO_API_PORT:-8080}"
 WEB_PORT="${PAREDAO_WEB_PORT:-8000}"
+SUPERVISOR_METRICS="${PAREDAO_SUPERVISOR_METRICS:-127.0.0.1:9103}"
 # shellcheck source=SCRIPTDIR/scripts/lib/stack.sh
 source "$ROOT/scripts/lib/stack.sh"
+# shellcheck source=SCRIPTDIR/scripts/lib/supervise.sh
+source "$ROOT/scripts/lib/supervise.sh"
 
 usage() {
   cat <<'TXT'
 Usage: ./run.sh [up|stop|status|test|logs|monitoring|bench|help]
 
-  up (default)  start RabbitMQ, VoteConsumer, VoteAPI and nginx in the background, print the
-                URLs and wait; Ctrl-C (or ./run.sh stop from another shell) stops them all
-  stop          stop everything this script started (by PID)
-  status        show what is running
+  up (default)  start RabbitMQ, then VoteConsumer, VoteAPI and nginx under supervisord
+                (a program that dies is restarted, with backoff, and the restart logged
+                and counted), print the URLs; on a terminal it waits and Ctrl-C (or
+                ./run.sh stop from another shell) stops them all
+  stop          stop everything this script started (supervisord and the broker, by PID)
+  status        each program's state, pid, uptime and restart count; the broker
   test          run every test suite: unit, integration (own RabbitMQ on port 5682),
-                monitoring, and the browser tests against a real stack behind nginx
+                monitoring, the browser tests against a real stack behind nginx, and the
+                fault suite (./run.sh test --help)
   logs          live log query (lnav) over var/log/*.log
   monitoring    start Prometheus and Alertmanager next to the stack (stop: ./run.sh stop)
   bench         the load harness (bench/run.sh --help): paced and max votes/s, with ceilings
@@ -29,6 +35,7 @@ Environment: every PAREDAO_* setting of VoteAPI and VoteConsumer (see
 `.build/release/VoteAPI --help`), plus
   PAREDAO_BUILD        release (default) or debug: which binaries up/test use
   PAREDAO_WEB_PORT     nginx port (default 8000)
+  PAREDAO_SUPERVISOR_METRICS  where the restart metrics are served (default 127.0.0.1:9103)
 TXT
 }
 
@@ -53,9 +60,13 @@ up() {
   "$ROOT/scripts/make-secrets.sh" >/dev/null
   ensure_built
   "$ROOT/scripts/rabbitmq.sh" start
-  # PIDs in var/run/, logs in var/log/, nginx in var/nginx/.
-  stack_start --dir "$VAR" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
-    --password "$VAR/secrets/panel-password"
+  # supervisord's PID and socket in var/run/, logs in var/log/, nginx in var/nginx/.
+  "$ROOT/nginx/make-htpasswd.sh" produtor "$VAR/secrets/panel-password" "$VAR/nginx/htpasswd" >/dev/null
+  supervise_write_conf --dir "$VAR" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
+    --htpasswd "$VAR/nginx/htpasswd" --metrics "$SUPERVISOR_METRICS"
+  supervise_start "$VAR"
+  wait_http "http://127.0.0.1:$API_PORT/readyz" 60
+  wait_http "http://127.0.0.1:$WEB_PORT/" 30
   local web="http://127.0.0.1:$WEB_PORT"
   cat <<TXT
 
@@ -64,7 +75,8 @@ Paredão is up.
   Partial result  $web/resultado.html
   Producers       $web/painel.html   (user: produtor, password in var/secrets/panel-password)
   Totals (poll)   $web/total
-  API (direct)    http://127.0.0.1:$API_PORT   metrics: 127.0.0.1:9101/metrics, 127.0.0.1:9102/metrics
+  API (direct)    http://127.0.0.1:$API_PORT   metrics: 127.0.0.1:${PAREDAO_API_METRICS_PORT:-9101}/metrics, 127.0.0.1:${PAREDAO_CONSUMER_METRICS_PORT:-9102}/metrics
+  Supervision     ./run.sh status   restarts: $SUPERVISOR_METRICS/metrics (paredao_process_restarts_total)
   Logs            var/log/   (./run.sh logs for the live query)
 
 TXT
@@ -72,12 +84,14 @@ TXT
 
 stop_all() {
   if [[ -x "$ROOT/monitoring/monitoring.sh" ]]; then "$ROOT/monitoring/monitoring.sh" stop -q >/dev/null 2>&1 || true; fi
-  stack_stop "$VAR"
+  supervise_stop "$VAR"
+  # A stack started by an older run.sh (PID files in var/run/) goes too.
+  stack_stop "$VAR" 2>/dev/null
   "$ROOT/scripts/rabbitmq.sh" stop
 }
 
 status() {
-  stack_status "$VAR"
+  supervise_status "$VAR"
   if "$ROOT/scripts/rabbitmq.sh" status; then echo "rabbitmq: running"; else echo "rabbitmq: stopped"; fi
 }
 

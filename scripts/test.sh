@@ -11,7 +11,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|browser|contract]
+Usage: ./run.sh test [--only swift|monitoring|micro|browser|contract|faults]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -24,6 +24,10 @@ Runs, in order:
   contract    the API contract (docs/openapi.yaml): validated, schemathesis and the
               bad-input suite directly and through nginx, nginx's 429s, /api/docs in
               Chromium (a stack of its own on the test broker, scripts/test-contract.sh)
+  faults      the fault suite (Tests/faults/run.sh --help): its own broker (port 5712) and
+              a stack under supervisord, ~300 ballot-like votes/s through nginx while
+              processes are killed, the broker stopped or blocked, the store locked, the
+              consumer slowed and poison messages published; every 202 counted once
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -110,6 +114,13 @@ run_monitoring() {
   record monitoring "$status"
 }
 
+run_faults() {
+  log "fault suite (own broker, supervised stack, load through nginx)"
+  local status=0
+  bash "$ROOT/Tests/faults/run.sh" || status=$?
+  record "faults" "$status"
+}
+
 main() {
   local only=""
   while (($#)); do
@@ -120,8 +131,11 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  start_broker
-  trap stop_broker EXIT
+  # The fault suite runs its own broker (port 5712): alone, it needs no test broker.
+  if [[ "$only" != faults ]]; then
+    start_broker
+    trap stop_broker EXIT
+  fi
   if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
   if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
   if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
@@ -135,6 +149,7 @@ main() {
     bash "$ROOT/scripts/test-contract.sh" || status=$?
     record "API contract" "$status"
   fi
+  if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"

@@ -171,6 +171,7 @@ class StaticConfigTests(unittest.TestCase):
             for want in ('"127.0.0.1:9101"', '"127.0.0.1:9102"', '"127.0.0.1:15692"',
                          '"127.0.0.1:9093"', "scrape_interval: 2s", "job_name: paredao-api",
                          "job_name: paredao-consumer", "job_name: rabbitmq",
+                         '"127.0.0.1:9103"', "job_name: paredao-supervisor",
                          str(MON / "rules" / "paredao.rules.yml")):
                 self.assertIn(want, p.stdout)
             c = run(["promtool", "check", "config", cfg])
@@ -375,7 +376,7 @@ class LivePrometheusTests(unittest.TestCase):
         p = run([MONITORING_SH, "targets", "--data", self.data], env=self.env)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         jobs = {line.split()[0] for line in p.stdout.splitlines()}
-        self.assertEqual(jobs, {"paredao-api", "paredao-consumer", "rabbitmq", "prometheus"})
+        self.assertEqual(jobs, {"paredao-api", "paredao-consumer", "paredao-supervisor", "rabbitmq", "prometheus"})
         # A second start is a no-op.
         p = run([MONITORING_SH, "start", "--data", self.data], env=self.env)
         self.assertEqual(p.returncode, 0, p.stderr)

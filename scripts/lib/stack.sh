@@ -4,7 +4,7 @@
 #   DIR/run/consumer.pid, DIR/run/api.pid   PID files
 #   DIR/log/consumer.log, DIR/log/api.log   output of the two processes (appended)
 #   DIR/nginx/                              nginx prefix (nginx.conf, nginx.pid, logs/)
-# Used by run.sh (DIR var/), scripts/test-stack.sh and bench/run.sh. Source it; it only
+# Used by scripts/test-stack.sh and bench/run.sh (./run.sh uses supervise.sh). Source it; it only
 # defines functions (and sources proc.sh, which does the same).
 
 # shellcheck source=SCRIPTDIR/proc.sh
