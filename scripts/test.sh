@@ -6,6 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TEST_VAR="$ROOT/var/test"
+# shellcheck source=SCRIPTDIR/lib/broker.sh
+source "$ROOT/scripts/lib/broker.sh"
 RESULTS=()
 FAILED=0
 
@@ -50,16 +52,7 @@ start_broker() {
   broker_env
   mkdir -p "$TEST_VAR"
   # The tests stop and start the broker through this command.
-  cat >"$TEST_VAR/broker-ctl.sh" <<CTL
-#!/usr/bin/env bash
-export PAREDAO_RABBITMQ_DIR="$PAREDAO_RABBITMQ_DIR" PAREDAO_RABBITMQ_PORT=$PAREDAO_RABBITMQ_PORT
-export PAREDAO_RABBITMQ_DIST_PORT=$PAREDAO_RABBITMQ_DIST_PORT PAREDAO_RABBITMQ_EPMD_PORT=$PAREDAO_RABBITMQ_EPMD_PORT
-export PAREDAO_RABBITMQ_PROMETHEUS_PORT=$PAREDAO_RABBITMQ_PROMETHEUS_PORT PAREDAO_RABBITMQ_NODE=$PAREDAO_RABBITMQ_NODE
-export PAREDAO_SECRETS_DIR="$PAREDAO_SECRETS_DIR"
-exec "$ROOT/scripts/rabbitmq.sh" "\$@"
-CTL
-  chmod +x "$TEST_VAR/broker-ctl.sh"
-  "$ROOT/scripts/make-secrets.sh" --dir "$PAREDAO_SECRETS_DIR" >/dev/null
+  broker_ctl_write "$TEST_VAR/broker-ctl.sh"
   "$TEST_VAR/broker-ctl.sh" start
   # The integration suites run their processes as the admin (they make queues of their own
   # names); the role users' passwords are in PAREDAO_SECRETS_DIR for the suites that check

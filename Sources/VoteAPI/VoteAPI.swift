@@ -38,13 +38,14 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
     }
     let poll = try Poll.load(from: configuration.common.pollFile)
     let publisher = VotePublisher(settings: .init(
-        url: url, queue: configuration.common.queue, quorum: configuration.common.quorumQueue,
-        deadLetterQueue: configuration.common.deadLetterQueue,
-        confirmTimeout: .milliseconds(configuration.confirmTimeoutMillis),
-        maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
-        maxQueued: configuration.maxQueuedVotes,
-        linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate,
-        heartbeat: .seconds(configuration.common.amqpHeartbeatSeconds)
+        url: url, queue: configuration.common.queue, deadLetterQueue: configuration.common.deadLetterQueue,
+        quorum: configuration.common.quorumQueue, maxQueued: configuration.maxQueuedVotes,
+        machine: .init(
+            maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
+            confirmTimeout: .milliseconds(configuration.confirmTimeoutMillis),
+            linger: .microseconds(configuration.publishLingerMicros), lingerAboveRate: configuration.publishLingerAboveRate,
+            heartbeat: .seconds(configuration.common.amqpHeartbeatSeconds)
+        )
     ))
     let refreshInterval = Duration.milliseconds(configuration.totalsRefreshMillis)
     let totals = TotalsCache(poll: poll, refreshInterval: refreshInterval, store: configuration.store)

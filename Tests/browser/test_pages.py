@@ -22,7 +22,6 @@ sizes are written to docs/screenshots/.
 """
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -97,15 +96,9 @@ def http(method, url, body=None, headers=None, timeout=20):
     return status, resp_headers, payload
 
 
-def solve_pow(challenge, difficulty):
-    """The same proof of work as frontend/js/pow-worker.js, for votes cast from Python."""
-    prefix = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
-    counter = 0
-    while True:
-        digest = hashlib.sha256(prefix + counter.to_bytes(8, "big")).digest()
-        if int.from_bytes(digest, "big") >> (256 - difficulty) == 0:
-            return counter
-        counter += 1
+# The same proof of work as frontend/js/pow-worker.js, for votes cast from Python.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "contract"))
+from paredao_client import solve_pow  # noqa: E402
 
 
 def api_vote(base, participant):

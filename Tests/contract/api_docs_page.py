@@ -8,10 +8,13 @@ refused by the Content-Security-Policy, no failed load), and the page came with 
 Ends with "N passed, N failed".
 """
 
+import os
 import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import paredao_client  # noqa: E402
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -50,11 +53,7 @@ def main():
     finally:
         driver.quit()
 
-    for name, seen, problems in results:
-        print(f"{'ok  ' if not problems else 'FAIL'} {name}: {seen}" + ("  <- " + "; ".join(problems) if problems else ""))
-    failed = sum(1 for _, _, problems in results if problems)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return paredao_client.report(results)
 
 
 if __name__ == "__main__":

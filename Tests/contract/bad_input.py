@@ -368,29 +368,28 @@ for label, raw in [
 
 # ---- wrong types and values ----
 
-for label, body, code in [
-    ("participant a number", b'{"participant":1}', "invalid_participant"),
-    ("participant null", b'{"participant":null}', "invalid_participant"),
-    ("participant true", b'{"participant":true}', "invalid_participant"),
-    ("participant missing", b'{}', "invalid_participant"),
-    ("participant under another case of key", b'{"Participant":"aline"}', "invalid_participant"),
-    ("voteId a number", b'{"participant":"aline","voteId":7}', "invalid_vote_id"),
-    ("voteId not a UUID", b'{"participant":"aline","voteId":"not-a-uuid"}', "invalid_vote_id"),
-    ("voteId a UUID with braces", b'{"participant":"aline","voteId":"{0192f4a0-7b1c-7def-8123-456789abcdef}"}', "invalid_vote_id"),
+for route, label, body, code in [
+    ("vote", "participant a number", b'{"participant":1}', "invalid_participant"),
+    ("vote", "participant null", b'{"participant":null}', "invalid_participant"),
+    ("vote", "participant true", b'{"participant":true}', "invalid_participant"),
+    ("vote", "participant missing", b'{}', "invalid_participant"),
+    ("vote", "participant under another case of key", b'{"Participant":"aline"}', "invalid_participant"),
+    ("vote", "voteId a number", b'{"participant":"aline","voteId":7}', "invalid_vote_id"),
+    ("vote", "voteId not a UUID", b'{"participant":"aline","voteId":"not-a-uuid"}', "invalid_vote_id"),
+    ("vote", "voteId a UUID with braces", b'{"participant":"aline","voteId":"{0192f4a0-7b1c-7def-8123-456789abcdef}"}', "invalid_vote_id"),
+    ("session", "counter a string", b'{"challenge":"x","counter":"1"}', "invalid_counter"),
+    ("session", "counter negative", b'{"challenge":"x","counter":-1}', "invalid_counter"),
+    ("session", "counter 2^64", b'{"challenge":"x","counter":18446744073709551616}', "invalid_counter"),
+    ("session", "counter 1.0 (JSON Schema calls it an integer)", b'{"challenge":"x","counter":1.0}', "invalid_counter"),
+    ("session", "counter 1e3", b'{"challenge":"x","counter":1e3}', "invalid_counter"),
+    ("session", "counter missing", b'{"challenge":"x"}', "invalid_counter"),
+    ("session", "challenge a number", b'{"challenge":5,"counter":1}', "invalid_challenge"),
+    ("session", "challenge missing", b'{"counter":1}', "invalid_challenge"),
 ]:
-    simple("wrong types", label, lambda s, b=body: s.vote(b), 400, code)
-
-for label, body, code in [
-    ("counter a string", b'{"challenge":"x","counter":"1"}', "invalid_counter"),
-    ("counter negative", b'{"challenge":"x","counter":-1}', "invalid_counter"),
-    ("counter 2^64", b'{"challenge":"x","counter":18446744073709551616}', "invalid_counter"),
-    ("counter 1.0 (JSON Schema calls it an integer)", b'{"challenge":"x","counter":1.0}', "invalid_counter"),
-    ("counter 1e3", b'{"challenge":"x","counter":1e3}', "invalid_counter"),
-    ("counter missing", b'{"challenge":"x"}', "invalid_counter"),
-    ("challenge a number", b'{"challenge":5,"counter":1}', "invalid_challenge"),
-    ("challenge missing", b'{"counter":1}', "invalid_challenge"),
-]:
-    simple("wrong types", "session: " + label, lambda s, b=body: s.session(b), 400, code)
+    if route == "vote":
+        simple("wrong types", label, lambda s, b=body: s.vote(b), 400, code)
+    else:
+        simple("wrong types", "session: " + label, lambda s, b=body: s.session(b), 400, code)
 
 simple("challenges", "made-up challenge", lambda s: s.session(b'{"challenge":"AAAA","counter":1}'), 401, "challenge_invalid")
 simple("challenges", "challenge not base64url", lambda s: s.session(b'{"challenge":"!!!!","counter":1}'), 401, "challenge_invalid")

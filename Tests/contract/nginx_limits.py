@@ -66,11 +66,7 @@ def main():
     status, _, _ = client.request(base, "GET", "/total")
     results.append(("/total is not limited meanwhile", [status], [] if status == 200 else [f"status {status}"]))
 
-    for name, seen, problems in results:
-        print(f"{'ok  ' if not problems else 'FAIL'} {name}: {seen}" + ("  <- " + "; ".join(problems) if problems else ""))
-    failed = sum(1 for _, _, problems in results if problems)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return client.report(results)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,12 @@ def broken_tokens(token, keys=None):
             ("issued at Int64.max (signed)", "Bearer " + forged(token, keys, issued_at=2**63 - 1), "token_not_yet_valid"),
         ]
     return cases
+
+
+def report(results):
+    """Prints one line per (name, seen, problems) and the closing count; the exit status."""
+    for name, seen, problems in results:
+        print(f"{'ok  ' if not problems else 'FAIL'} {name}: {seen}" + ("  <- " + "; ".join(problems) if problems else ""))
+    failed = sum(1 for _, _, problems in results if problems)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 0 if failed == 0 else 1

@@ -12,6 +12,8 @@ WEB_PORT=18300
 BROKER_PORT=5712
 # shellcheck source=SCRIPTDIR/../../scripts/lib/supervise.sh
 source "$ROOT/scripts/lib/supervise.sh"
+# shellcheck source=SCRIPTDIR/../../scripts/lib/broker.sh
+source "$ROOT/scripts/lib/broker.sh"
 
 usage() {
   cat <<'TXT'
@@ -110,16 +112,7 @@ main() {
   rm -rf "$FAULTS"
   mkdir -p "$FAULTS"
   trap cleanup EXIT
-  cat >"$FAULTS/broker-ctl.sh" <<CTL
-#!/usr/bin/env bash
-export PAREDAO_RABBITMQ_DIR="$PAREDAO_RABBITMQ_DIR" PAREDAO_RABBITMQ_PORT=$PAREDAO_RABBITMQ_PORT
-export PAREDAO_RABBITMQ_DIST_PORT=$PAREDAO_RABBITMQ_DIST_PORT PAREDAO_RABBITMQ_EPMD_PORT=$PAREDAO_RABBITMQ_EPMD_PORT
-export PAREDAO_RABBITMQ_PROMETHEUS_PORT=$PAREDAO_RABBITMQ_PROMETHEUS_PORT PAREDAO_RABBITMQ_NODE=$PAREDAO_RABBITMQ_NODE
-export PAREDAO_SECRETS_DIR="$PAREDAO_SECRETS_DIR"
-exec "$ROOT/scripts/rabbitmq.sh" "\$@"
-CTL
-  chmod +x "$FAULTS/broker-ctl.sh"
-  "$ROOT/scripts/make-secrets.sh" --dir "$PAREDAO_SECRETS_DIR" >/dev/null
+  broker_ctl_write "$FAULTS/broker-ctl.sh"
   log "broker"
   "$FAULTS/broker-ctl.sh" start
   log "stack under supervisord"

@@ -44,15 +44,10 @@ stack_fail() {
   return 1
 }
 
-# stack_start --dir DIR --bin BIN --api-port PORT --web-port PORT --password FILE
-#             [--htpasswd FILE] [-- NGINX_OPTION...]
-# Starts VoteConsumer and VoteAPI from BIN (each unless it already runs) with the caller's
-# environment plus PAREDAO_API_PORT=PORT, waits for the API's /readyz, writes the panel's
-# htpasswd (default DIR/nginx/htpasswd) from the password FILE, starts nginx on
-# 127.0.0.1:--web-port in front of the API (extra options go to nginx.sh start) and waits
-# until it answers.
-stack_start() {
-  local dir="" bin="" api_port="" web_port="" password="" htpasswd="" root api_pid
+# stack_options ARGS...: reads the options of stack_start and supervise_write_conf into the
+# caller's locals dir, bin, api_port, web_port, password, htpasswd and metrics, and the
+# words after `--` (options for nginx.sh) into its array extra.
+stack_options() {
   while (($#)); do
     case "$1" in
       --dir) dir="$2"; shift 2 ;;
@@ -61,10 +56,24 @@ stack_start() {
       --web-port) web_port="$2"; shift 2 ;;
       --password) password="$2"; shift 2 ;;
       --htpasswd) htpasswd="$2"; shift 2 ;;
-      --) shift; break ;;
-      *) proc_log "stack_start: unknown option '$1'"; return 2 ;;
+      --metrics) metrics="$2"; shift 2 ;;
+      --) shift; extra=("$@"); break ;;
+      *) proc_log "${FUNCNAME[1]}: unknown option '$1'"; return 2 ;;
     esac
   done
+}
+
+# stack_start --dir DIR --bin BIN --api-port PORT --web-port PORT --password FILE
+#             [--htpasswd FILE] [-- NGINX_OPTION...]
+# Starts VoteConsumer and VoteAPI from BIN (each unless it already runs) with the caller's
+# environment plus PAREDAO_API_PORT=PORT, waits for the API's /readyz, writes the panel's
+# htpasswd (default DIR/nginx/htpasswd) from the password FILE, starts nginx on
+# 127.0.0.1:--web-port in front of the API (extra options go to nginx.sh start) and waits
+# until it answers.
+stack_start() {
+  # shellcheck disable=SC2034  # metrics: stack_options sets it, the supervisor's config uses it
+  local dir="" bin="" api_port="" web_port="" password="" htpasswd="" metrics="" extra=() root api_pid
+  stack_options "$@" || return 2
   if [[ -z "$dir" || -z "$bin" || -z "$api_port" || -z "$web_port" || -z "$password" ]]; then
     proc_log "stack_start: --dir, --bin, --api-port, --web-port and --password are required"
     return 2
@@ -83,7 +92,7 @@ stack_start() {
     proc_log "nginx already running for $dir/nginx"
   else
     "$root/nginx/nginx.sh" start --prefix "$dir/nginx" --listen "127.0.0.1:$web_port" \
-      --api "127.0.0.1:$api_port" --htpasswd "$htpasswd" "$@" >/dev/null || return 1
+      --api "127.0.0.1:$api_port" --htpasswd "$htpasswd" "${extra[@]}" >/dev/null || return 1
   fi
   wait_http "http://127.0.0.1:$web_port/" 30
 }

@@ -1,17 +1,13 @@
 import Metrics
 import NIOCore
 
-/// How long one connection on the API's port may take for each part of a request.
+/// How long one connection on the API's port may take for each part of a request —
+/// `idle` between requests on a keep-alive connection, `header` from a request's first
+/// byte to the end of its headers (slowloris), `body` from there to the end of the body —
+/// and how many header fields, and bytes of header names and values, a request may have.
 struct ConnectionLimits: Sendable {
-    /// Between requests on a keep-alive connection.
-    var idle: Duration
-    /// From a request's first byte to the end of its headers (slowloris).
-    var header: Duration
-    /// From the end of the headers to the end of the body.
-    var body: Duration
-    /// Header fields, and bytes of header names and values, per request.
-    var maxHeaderFields: Int
-    var maxHeaderBytes: Int
+    var idle, header, body: Duration
+    var maxHeaderFields, maxHeaderBytes: Int
 }
 
 /// What `APIHandler` tells `ConnectionDeadlines` of a request's progress (an outbound user

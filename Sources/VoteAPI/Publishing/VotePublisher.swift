@@ -17,29 +17,15 @@ import VoteShared
 /// for confirms, time out, reconnect, stop — completing each vote's promise when its
 /// message is confirmed. Run it as a ``ThreadService``.
 final class VotePublisher: VotePublishing, BlockingWorker {
+    /// Where votes go (the broker, the quorum or classic queue and its dead-letter queue),
+    /// how many may wait for the thread before new ones get `overloaded`, and the thread's
+    /// rules (packing, confirm window and time-out, linger, heartbeat).
     struct Settings: Sendable {
         var url: AMQPURL
-        var queue: String
+        var queue, deadLetterQueue: String
         var quorum: Bool
-        var deadLetterQueue: String
-        var confirmTimeout: Duration
-        var maxVotesPerMessage: Int
-        var maxInFlight: Int
         var maxQueued: Int
-        /// Above `lingerAboveRate` votes/s, votes wait up to `linger` to share a message:
-        /// the broker's cost grows with messages, not votes, and at such rates a wait of
-        /// a millisecond fills a message with dozens of votes.
-        var linger: Duration = .zero
-        var lingerAboveRate: Int = .max
-        /// The AMQP heartbeat asked for at login (`.zero`: none).
-        var heartbeat: Duration = .zero
-
-        var machine: Machine.Settings {
-            Machine.Settings(
-                maxVotesPerMessage: maxVotesPerMessage, maxInFlight: maxInFlight, confirmTimeout: confirmTimeout,
-                linger: linger, lingerAboveRate: lingerAboveRate, heartbeat: heartbeat
-            )
-        }
+        var machine: Machine.Settings
     }
 
     typealias Machine = PublisherStateMachine<EventLoopPromise<Void>>
@@ -124,7 +110,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         init(publisher: VotePublisher) {
             self.publisher = publisher
             machine = Machine(settings: publisher.settings.machine, now: .now)
-            let heartbeat = publisher.settings.heartbeat
+            let heartbeat = publisher.settings.machine.heartbeat
             heartbeatCheckInterval = heartbeat > .zero ? min(.seconds(1), heartbeat / 2) : .seconds(3600)
         }
 
@@ -170,7 +156,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         mutating func connect() {
             let settings = publisher.settings
             do {
-                let connection = try AMQPConnection(url: settings.url, heartbeat: settings.heartbeat)
+                let connection = try AMQPConnection(url: settings.url, heartbeat: settings.machine.heartbeat)
                 try connection.declareQueue(settings.deadLetterQueue, quorum: settings.quorum, deadLetterQueue: nil)
                 try connection.declareQueue(settings.queue, quorum: settings.quorum, deadLetterQueue: settings.deadLetterQueue)
                 try connection.enableConfirms()

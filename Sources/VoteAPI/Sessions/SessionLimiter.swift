@@ -15,47 +15,32 @@ final class SessionLimiter: Sendable {
     }
 
     private struct Entry {
-        var tokens: Double
-        var refilledAt: Int64
+        var bucket: TokenBucket
         var used: UInt32
         var expiresAt: Int64
         var lastSeen: Int64
     }
 
-    private static let shardCount = 16
-    private final class Shard: Sendable {
-        let sessions = Mutex<[VoteID: Entry]>([:])
-    }
-
-    private let shards: [Shard]
-    private let ratePerMillisecond: Double
-    private let burst: Double
-    private let capacityPerShard: Int
+    private let sessions: ShardedTable<VoteID, Entry>
+    private let rate: TokenBucketRate
 
     init(ratePerSecond: Double, burst: Int, maxSessions: Int) {
-        shards = (0..<Self.shardCount).map { _ in Shard() }
-        ratePerMillisecond = ratePerSecond / 1000
-        self.burst = Double(burst)
-        capacityPerShard = max(1, maxSessions / Self.shardCount)
+        sessions = ShardedTable(capacity: maxSessions)
+        rate = TokenBucketRate(perSecond: ratePerSecond, burst: burst)
     }
 
     /// Spends one vote of `token`'s rate and budget, or says why not.
     func admit(_ token: SessionToken, nowMillis: Int64) -> Decision {
-        shard(for: token.sessionID).sessions.withLock { sessions in
-            var entry = sessions[token.sessionID] ?? Entry(tokens: burst, refilledAt: nowMillis, used: 0, expiresAt: token.expiresAt * 1000, lastSeen: nowMillis)
-            if sessions[token.sessionID] == nil, sessions.count >= capacityPerShard {
+        let capacity = self.sessions.capacityPerShard
+        return self.sessions.withShard(token.sessionID.low) { sessions in
+            var entry = sessions[token.sessionID] ?? Entry(bucket: TokenBucket(full: rate, at: nowMillis), used: 0, expiresAt: token.expiresAt * 1000, lastSeen: nowMillis)
+            if sessions[token.sessionID] == nil, sessions.count >= capacity {
                 Self.makeRoom(in: &sessions, nowMillis: nowMillis)
             }
-            entry.tokens = min(burst, entry.tokens + Double(max(0, nowMillis - entry.refilledAt)) * ratePerMillisecond)
-            entry.refilledAt = nowMillis
             entry.lastSeen = nowMillis
             defer { sessions[token.sessionID] = entry }
             guard entry.used < token.budget else { return .exhausted }
-            guard entry.tokens >= 1 else {
-                let wait = (1 - entry.tokens) / ratePerMillisecond / 1000
-                return .rateLimited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
-            }
-            entry.tokens -= 1
+            if let wait = entry.bucket.take(at: nowMillis, rate: rate) { return .rateLimited(retryAfterSeconds: wait) }
             entry.used += 1
             return .allowed(remaining: token.budget - entry.used)
         }
@@ -63,22 +48,16 @@ final class SessionLimiter: Sendable {
 
     /// Gives back a vote that was admitted but not accepted (the broker said no).
     func refund(_ token: SessionToken) {
-        shard(for: token.sessionID).sessions.withLock { sessions in
+        sessions.withShard(token.sessionID.low) { sessions in
             guard var entry = sessions[token.sessionID], entry.used > 0 else { return }
             entry.used -= 1
-            entry.tokens = min(burst, entry.tokens + 1)
+            entry.bucket.giveBack(rate: rate)
             sessions[token.sessionID] = entry
         }
     }
 
     /// How many sessions are tracked now.
-    var trackedSessions: Int {
-        shards.reduce(0) { sum, shard in sum + shard.sessions.withLock { $0.count } }
-    }
-
-    private func shard(for id: VoteID) -> Shard {
-        shards[Int(id.low % UInt64(Self.shardCount))]
-    }
+    var trackedSessions: Int { sessions.count }
 
     private static func makeRoom(in sessions: inout [VoteID: Entry], nowMillis: Int64) {
         let before = sessions.count

@@ -1,12 +1,10 @@
-/// A setting or a configuration file that is missing, malformed or out of range.
+/// A setting or a configuration file that is missing, malformed or out of range: `key` is
+/// the environment variable, flag or file at fault, `message` what is wrong with it.
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    /// The environment variable, flag or file at fault.
-    public var key: String
-    public var message: String
+    public var key, message: String
 
     public init(key: String, message: String) {
-        self.key = key
-        self.message = message
+        (self.key, self.message) = (key, message)
     }
 
     public var description: String { "\(key): \(message)" }
