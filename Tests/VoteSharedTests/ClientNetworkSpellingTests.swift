@@ -9,9 +9,12 @@ struct ClientNetworkSpellingTests {
         #expect(ClientNetwork(address: text) == ClientNetwork(address: "203.0.113.0"))
     }
 
-    @Test(arguments: ["::ffff\0:2f03:0f.:ff", "::1\0junk", "::ffff:1::2.3.4.5", "1.2.3.4\0"])
-    func textThatIsNoAddressIsRefused(_ text: String) {
-        #expect(ClientNetwork(address: text) == nil)
+    @Test func textThatIsNoAddressIsRefused() {
+        #expect(ClientNetwork(address: "::ffff:1::2.3.4.5") == nil)
+        // inet_pton would stop at the NUL and read "::ffff" or "::1".
+        #expect(ClientNetwork(address: "::ffff\0:2f03:0f.:ff") == nil)
+        #expect(ClientNetwork(address: "::1\0junk") == nil)
+        #expect(ClientNetwork(address: "1.2.3.4\0") == nil)
     }
 
     @Test func otherIPv6AddressesKeepTheirSlash48() {
