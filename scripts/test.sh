@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|browser|contract|faults]
+Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -21,6 +21,7 @@ Runs, in order:
               in var/test/secrets; the suites connect as paredao-admin)
   monitoring  promtool config/rule tests, live Prometheus query checks, lnav queries
   micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
+  fuzz        every libFuzzer target in fuzz/ for 45 s (2 at a time; no broker needed)
   browser     headless Chromium against VoteAPI + VoteConsumer + nginx on the test broker,
               and the broker-outage check (503s, ERROR logs, error dashboard, alert)
   contract    the API contract (docs/openapi.yaml): validated, schemathesis and the
@@ -99,6 +100,14 @@ run_microbenchmarks() {
   record "microbenchmarks (smoke)" "$status"
 }
 
+run_fuzz() {
+  [[ -f "$ROOT/fuzz/run.sh" ]] || return 0
+  log "fuzzing (libFuzzer + AddressSanitizer, 45 s per target)"
+  local status=0
+  bash "$ROOT/fuzz/run.sh" --seconds 45 --jobs 2 || status=$?
+  record "fuzz" "$status"
+}
+
 run_monitoring() {
   [[ -f "$ROOT/Tests/monitoring/run.sh" ]] || return 0
   log "monitoring tests"
@@ -124,14 +133,16 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  # The fault suite runs its own broker (port 5712): alone, it needs no test broker.
-  if [[ "$only" != faults ]]; then
+  # The fault suite runs its own broker (port 5712), the fuzzers need none: alone, they
+  # need no test broker.
+  if [[ "$only" != faults && "$only" != fuzz ]]; then
     start_broker
     trap stop_broker EXIT
   fi
   if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
   if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
   if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
+  if [[ -z "$only" || "$only" == fuzz ]]; then run_fuzz; fi
   if [[ -z "$only" || "$only" == browser ]] && [[ -f "$ROOT/scripts/test-stack.sh" ]]; then
     local status=0
     bash "$ROOT/scripts/test-stack.sh" || status=$?

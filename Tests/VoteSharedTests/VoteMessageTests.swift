@@ -100,3 +100,14 @@ private extension String {
         String(repeating: "0", count: max(0, width - count)) + self
     }
 }
+
+@Suite("Vote message limits")
+struct VoteMessageLimitTests {
+    @Test func aCountTheBodyCannotHoldIsRefusedBeforeReading() {
+        // Magic, version, then 65,535 votes claimed in a 5-byte message.
+        let header = Array(VoteMessage.encode([Vote(id: .random(), pollID: "p", participantID: "a", acceptedAtMillis: 0)]).prefix(3)) + [0xFF, 0xFF]
+        #expect { try VoteMessage.decode(header) } throws: { error in
+            (error as? WireFormatError)?.description.contains("cannot fit") == true
+        }
+    }
+}

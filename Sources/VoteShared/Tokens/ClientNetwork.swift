@@ -11,19 +11,23 @@ public struct ClientNetwork: Sendable, Hashable {
 
     /// The prefix of a textual IPv4 or IPv6 address; `nil` when it is not an address.
     public init?(address: some StringProtocol) {
-        var text = Substring(address)
-        if text.hasPrefix("::ffff:"), text.contains(".") { text = text.dropFirst(7) }
-        // Dotted IPv4 — what a proxy's X-Real-IP nearly always carries — without a String.
-        if let value = Self.parseIPv4(text.utf8) {
+        let text = Substring(address)
+        // Dotted IPv4 — what a proxy's X-Real-IP nearly always carries — without a String,
+        // plain or in the usual spelling of an IPv4-mapped IPv6 address.
+        if let value = Self.parseIPv4(text.utf8) ?? (text.hasPrefix("::ffff:") ? Self.parseIPv4(text.utf8.dropFirst(7)) : nil) {
             packed = 1 << 56 | UInt64(value >> 8)
             return
         }
+        // inet_pton reads a C string: a NUL inside the text would cut it short.
+        guard !text.utf8.contains(0) else { return nil }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, String(text), &v6) == 1 {
-            packed = withUnsafeBytes(of: &v6) { raw in raw.prefix(6).reduce(2) { $0 << 8 | UInt64($1) } }
-            return
+        guard inet_pton(AF_INET6, String(text), &v6) == 1 else { return nil }
+        let (high, low) = withUnsafeBytes(of: &v6) { raw in
+            (raw.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }, raw.suffix(8).reduce(0) { $0 << 8 | UInt64($1) })
         }
-        return nil
+        // An IPv4-mapped address (::ffff:a.b.c.d however it is spelled) is its IPv4 network,
+        // not the one ::/48 every such address would share.
+        packed = high == 0 && low >> 32 == 0xFFFF ? 1 << 56 | (low & 0xFFFF_FFFF) >> 8 : 2 << 48 | high >> 16
     }
 
     /// `a.b.c.d` with decimal octets, as `inet_pton` reads it (no leading zeros); else `nil`.

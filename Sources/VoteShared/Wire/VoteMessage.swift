@@ -46,6 +46,9 @@ public enum VoteMessage {
         }
         let count = Int(try reader.uint16())
         guard count > 0 else { throw WireFormatError("message carries no votes") }
+        // A vote takes at least 28 bytes (id, time, two non-empty ids with their lengths):
+        // a count the message cannot hold is refused before anything is reserved for it.
+        guard count <= reader.remaining / 28 else { throw WireFormatError("message truncated: \(count) votes cannot fit in its \(reader.remaining) bytes") }
         var votes: [Vote] = []
         votes.reserveCapacity(count)
         for _ in 0..<count {
@@ -77,6 +80,7 @@ public enum VoteMessage {
         var offset = 0
 
         var isAtEnd: Bool { offset == bytes.count }
+        var remaining: Int { bytes.count - offset }
 
         mutating func byte() throws(WireFormatError) -> UInt8 {
             guard offset < bytes.count else { throw WireFormatError("message truncated at byte \(offset)") }
