@@ -7,13 +7,9 @@ import VoteShared
 /// spelling of its bytes (encode gives it back); decoding into a buffer agrees with
 /// decoding into an array, and refuses a buffer one byte short; any bytes encode and
 /// decode back to themselves.
-@main
-enum FuzzBase64URL {
-    static func main() { FuzzDriver.run(fuzzBase64URL) }
-}
+@main enum FuzzBase64URL { static func main() { FuzzDriver.run(fuzzBase64URL) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzBase64URL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzBase64URL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzDriver.bytes(data, size)
     let text = String(decoding: bytes, as: UTF8.self)
     trace("decode: \(String(describing: Base64URL.decode(text)))")

@@ -12,13 +12,9 @@ import VoteShared
 /// unexpired, within the difficulty cap, solved by the counter, and encodes back to the
 /// very same text; an issued challenge gets exactly the answer its times and the work call
 /// for (expired, wrong solution, or its own fields back).
-@main
-enum FuzzChallenge {
-    static func main() { FuzzDriver.run(fuzzChallenge) }
-}
+@main enum FuzzChallenge { static func main() { FuzzDriver.run(fuzzChallenge) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzChallenge(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzChallenge(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzDriver.bytes(data, size)
     var input = FuzzInput(bytes)
     let counter = input.integer(UInt64.self)

@@ -11,13 +11,9 @@ import Glibc
 /// inet_pton reads as an IPv4 or IPv6 address, giving the same network as the canonical
 /// text of that address's prefix; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, however it
 /// is spelled) is the network of its IPv4 address.
-@main
-enum FuzzClientNetwork {
-    static func main() { FuzzDriver.run(fuzzClientNetwork) }
-}
+@main enum FuzzClientNetwork { static func main() { FuzzDriver.run(fuzzClientNetwork) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzClientNetwork(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzClientNetwork(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let text = String(decoding: FuzzDriver.bytes(data, size), as: UTF8.self)
     let network = ClientNetwork(address: text)
     let expected = referenceNetwork(text)

@@ -11,13 +11,9 @@ import VoteShared
 /// verifies is inside its times, re-signs from its fields to the very same text (one
 /// spelling per token), and is refused from another network; a signed token gets exactly
 /// the answer its fields call for (not yet valid, expired, wrong network, or its fields back).
-@main
-enum FuzzSessionToken {
-    static func main() { FuzzDriver.run(fuzzSessionToken) }
-}
+@main enum FuzzSessionToken { static func main() { FuzzDriver.run(fuzzSessionToken) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzSessionToken(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzSessionToken(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzDriver.bytes(data, size)
     checkText(String(decoding: bytes, as: UTF8.self))
     checkSigned(FuzzInput(bytes))

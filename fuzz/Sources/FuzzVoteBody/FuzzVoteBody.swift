@@ -9,13 +9,9 @@ import VoteShared
 /// object; a participant found in the poll is byte-for-byte that poll id (the API writes
 /// it into JSON and the broker message unescaped); a `voteId` VoteID accepts prints back
 /// as the same UUID (lowercase), and the vote they make survives VoteMessage.
-@main
-enum FuzzVoteBody {
-    static func main() { FuzzDriver.run(fuzzVoteBody) }
-}
+@main enum FuzzVoteBody { static func main() { FuzzDriver.run(fuzzVoteBody) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzVoteBody(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzVoteBody(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzDriver.bytes(data, size)
     let parsed = Result { () throws(FlatJSON.ParseError) in try FlatJSON.parseObject(bytes) }
     let copied = Result { () throws(FlatJSON.ParseError) in try FlatJSON.parseObject(bytes.lazy.map { $0 }) }

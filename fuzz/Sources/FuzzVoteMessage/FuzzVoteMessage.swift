@@ -8,13 +8,9 @@ import VoteShared
 /// decodes is the one encoding of its votes (encode gives back the same bytes) and
 /// encode(decode(x)) decodes to the same votes; every decoded vote's hour bucket and
 /// ISO 8601 time are defined, whatever its accepted-at (any Int64).
-@main
-enum FuzzVoteMessage {
-    static func main() { FuzzDriver.run(fuzzVoteMessage) }
-}
+@main enum FuzzVoteMessage { static func main() { FuzzDriver.run(fuzzVoteMessage) } }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzVoteMessage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput") public func fuzzVoteMessage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzDriver.bytes(data, size)
     let decoded = Result { () throws(WireFormatError) in try VoteMessage.decode(bytes) }
     let copied = Result { () throws(WireFormatError) in try VoteMessage.decode(bytes.lazy.map { $0 }) }
