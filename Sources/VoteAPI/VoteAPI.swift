@@ -102,9 +102,10 @@ extension ChannelPipeline.SynchronousOperations {
     /// The connection's deadlines, NIO's HTTP/1.1 request decoder and the API's handler,
     /// which writes answers itself.
     func addAPIHandlers(application: APIApplication) throws {
-        try addHandler(ConnectionDeadlines(limits: application.connectionLimits))
+        let progress = RequestProgress()
+        try addHandler(ConnectionDeadlines(limits: application.connectionLimits, progress: progress))
         try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        try addHandler(APIHandler(application: application))
+        try addHandler(APIHandler(application: application, progress: progress))
     }
 }
 

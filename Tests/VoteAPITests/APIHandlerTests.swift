@@ -174,4 +174,47 @@ struct APIHandlerTests {
         }
         #expect(channel.isActive)
     }
+
+    // MARK: What a head must be
+
+    @Test func anHTTP11RequestWithoutHostIs400() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\n\r\n"))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 400"))
+        #expect(text.contains(#""code":"invalid_host""#))
+        #expect(!channel.isActive)
+    }
+
+    @Test func twoHostsAre400AndHTTP10NeedsNone() throws {
+        let (two, _) = try channel()
+        try two.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"))
+        #expect(try output(two).hasPrefix("HTTP/1.1 400"))
+        let (old, _) = try channel()
+        try old.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.0\r\n\r\n"))
+        #expect(try output(old).hasPrefix("HTTP/1.1 200"))
+    }
+
+    @Test func aTransferCodingOtherThanChunkedIs501() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 501"))
+        #expect(text.contains(#""code":"not_implemented""#))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aClientWaitingFor100ContinueGetsItThenTheAnswer() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"))
+        #expect(try output(channel) == "HTTP/1.1 100 Continue\r\n\r\n")
+        try channel.writeInbound(ByteBuffer(string: "{}"))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 401"), "then the real answer (no token here)")
+    }
+
+    @Test func noContinueForABodyOverTheLimit() throws {
+        let (channel, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 413"))
+    }
 }

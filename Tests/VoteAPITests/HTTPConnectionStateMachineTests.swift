@@ -272,7 +272,7 @@ struct HTTPConnectionStateMachineTests {
 
     @Test func tooManyHeaderFieldsOrBytesIs431AndTheLast() {
         var machine = machine()
-        #expect(machine.headReceived(vote, contentLength: 2, keepAlive: true, headersTooLarge: true, now: t) == .answer(.headersTooLarge(vote, started: t)))
+        #expect(machine.headReceived(vote, contentLength: 2, keepAlive: true, refusal: .headersTooLarge, now: t) == .answer(.refused(vote, .headersTooLarge, started: t)))
         #expect(machine.bodyReceived(ByteBuffer(string: "{}")) == .none, "its body is ignored")
         #expect(machine.headReceived(health, contentLength: nil, keepAlive: true, now: t) == .none, "nothing after it is read")
     }

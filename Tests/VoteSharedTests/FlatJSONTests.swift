@@ -41,4 +41,19 @@ struct FlatJSONTests {
     @Test func rejectsInvalidUTF8() {
         #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) }
     }
+
+    @Test(arguments: ["01", "-01", "+1", ".5", "1.", "1e", "1e+", "--1", "0x10", "1.5.2", "00"])
+    func numbersFollowTheJSONGrammar(_ number: String) {
+        #expect(throws: FlatJSON.ParseError.self) { try FlatJSON.parseObject(Array(#"{"n":\#(number)}"#.utf8)) }
+    }
+
+    @Test(arguments: ["0", "-0", "10", "1.5", "-1.25e-3", "2E10", "0.0"])
+    func validNumbersParse(_ number: String) throws {
+        let object = try FlatJSON.parseObject(Array(#"{"n":\#(number)}"#.utf8))
+        guard case .number(_, let text)? = object["n"] else {
+            Issue.record("\(number) did not parse as a number")
+            return
+        }
+        #expect(text == number)
+    }
 }

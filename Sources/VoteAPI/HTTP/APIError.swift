@@ -49,6 +49,8 @@ struct APIError: Error, Equatable {
         APIError(status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "The request has more than \(fields) header fields or \(bytes) bytes of headers.")
     }
 
+    static let unsupportedTransferEncoding = APIError(status: .notImplemented, code: "not_implemented", message: "Only the chunked transfer coding is supported.")
+
     static let requestTimeout = APIError(status: .requestTimeout, code: "request_timeout", message: "The request did not arrive in time.")
 
     static let unsupportedMediaType = APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "Send the body as application/json.")

@@ -31,13 +31,16 @@ final class APIHandler: ChannelDuplexHandler {
     /// request copies it).
     private let logsEveryRequest: Bool
     private var machine: HTTPConnectionStateMachine
+    /// Shared with the connection's `ConnectionDeadlines`.
+    private let progress: RequestProgress
     private var peer: Peer?
     private var cachedMetrics: CachedMetrics?
     /// The connection's deadlines were told it is idle (and nothing arrived since).
     private var idleReported = true
 
-    init(application: APIApplication) {
+    init(application: APIApplication, progress: RequestProgress) {
         self.application = application
+        self.progress = progress
         logsEveryRequest = logger.logLevel <= .debug
         machine = HTTPConnectionStateMachine(maxBodyBytes: application.configuration.maxBodyBytes, maxWaitingRequests: Self.maxWaitingRequests)
     }
@@ -49,13 +52,19 @@ final class APIHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             idleReported = false
-            context.triggerUserOutboundEvent(RequestProgress.headReceived, promise: nil)
+            progress.headReceived(at: context.eventLoop.now)
             let contentLength = head.headers.first(name: "Content-Length").flatMap(Int.init)
-            action = machine.headReceived(head, contentLength: contentLength, keepAlive: head.isKeepAlive, headersTooLarge: headersTooLarge(head), now: .now)
+            let inspection = inspect(head)
+            // A client that waits for "100 Continue" before its body gets it, unless an
+            // earlier answer is still to come (a 100 must not overtake it).
+            if inspection.expectsContinue, inspection.refusal == nil, machine.isIdle, (contentLength ?? 0) <= application.configuration.maxBodyBytes {
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            }
+            action = machine.headReceived(head, contentLength: contentLength, keepAlive: head.isKeepAlive, refusal: inspection.refusal, now: .now)
         case .body(let chunk):
             action = machine.bodyReceived(chunk)
         case .end:
-            context.triggerUserOutboundEvent(RequestProgress.requestReceived, promise: nil)
+            progress.requestReceived()
             action = machine.endReceived()
         }
         perform(action, context: context)
@@ -83,13 +92,32 @@ final class APIHandler: ChannelDuplexHandler {
         perform(machine.readRequested(), context: context)
     }
 
-    /// More header fields or bytes than the limits allow.
-    private func headersTooLarge(_ head: HTTPRequestHead) -> Bool {
+    /// One pass over a head's fields: whether the API refuses it (too many fields or bytes,
+    /// an HTTP/1.1 request without exactly one Host, a transfer coding other than plain
+    /// `chunked`), and whether the client waits for `100 Continue`.
+    private func inspect(_ head: HTTPRequestHead) -> (refusal: HTTPConnectionStateMachine.HeadRefusal?, expectsContinue: Bool) {
         let limits = application.connectionLimits
-        guard head.headers.count <= limits.maxHeaderFields else { return true }
+        guard head.headers.count <= limits.maxHeaderFields else { return (.headersTooLarge, false) }
         var bytes = 0
-        for (name, value) in head.headers { bytes += name.utf8.count + value.utf8.count }
-        return bytes > limits.maxHeaderBytes
+        var hosts = 0
+        var codings = 0
+        var plainChunked = true
+        var expectsContinue = false
+        for (name, value) in head.headers {
+            bytes += name.utf8.count + value.utf8.count
+            if name.equalsIgnoringASCIICase("host") {
+                hosts += 1
+            } else if name.equalsIgnoringASCIICase("transfer-encoding") {
+                codings += 1
+                plainChunked = plainChunked && value.trimmingSpaces.equalsIgnoringASCIICase("chunked")
+            } else if name.equalsIgnoringASCIICase("expect") {
+                expectsContinue = value.trimmingSpaces.equalsIgnoringASCIICase("100-continue")
+            }
+        }
+        if bytes > limits.maxHeaderBytes { return (.headersTooLarge, false) }
+        if head.version == .http1_1, hosts != 1 { return (.missingHost, false) }
+        if codings > 1 || !plainChunked { return (.unsupportedTransferEncoding, false) }
+        return (nil, expectsContinue && head.version == .http1_1)
     }
 
     // MARK: Actions
@@ -125,7 +153,7 @@ final class APIHandler: ChannelDuplexHandler {
     private func reportIdle(context: ChannelHandlerContext) {
         guard !idleReported, machine.isIdle else { return }
         idleReported = true
-        context.triggerUserOutboundEvent(RequestProgress.idle, promise: nil)
+        progress.becameIdle(at: context.eventLoop.now)
     }
 
     /// Answers `request`: true when its answer is written already, false when it comes later
@@ -138,10 +166,18 @@ final class APIHandler: ChannelDuplexHandler {
             let limit = application.configuration.maxBodyBytes
             respond(APIResponse(error: .bodyTooLarge(limit: limit)), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
             return true
-        case .headersTooLarge(let head, let started):
+        case .refused(let head, let refusal, let started):
             let limits = application.connectionLimits
-            ConnectionDeadlines.closed(reason: "headers_too_large")
-            let error = APIError.headersTooLarge(fields: limits.maxHeaderFields, bytes: limits.maxHeaderBytes)
+            let error: APIError
+            switch refusal {
+            case .headersTooLarge:
+                ConnectionDeadlines.closed(reason: "headers_too_large")
+                error = .headersTooLarge(fields: limits.maxHeaderFields, bytes: limits.maxHeaderBytes)
+            case .missingHost:
+                error = .invalidField("host", "An HTTP/1.1 request needs exactly one Host header.")
+            case .unsupportedTransferEncoding:
+                error = .unsupportedTransferEncoding
+            }
             respond(APIResponse(error: error), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
             return true
         case .malformed(let started):

@@ -10,29 +10,11 @@ struct ConnectionLimits: Sendable {
     var maxHeaderFields, maxHeaderBytes: Int
 }
 
-/// What `APIHandler` tells `ConnectionDeadlines` of a request's progress (an outbound user
-/// event: it travels towards the socket, where the deadline handler sits).
-enum RequestProgress: Sendable {
-    /// The headers of a request are in: its body deadline starts.
-    case headReceived
-    /// A whole request is in: no deadline while it is answered (the broker's confirm has its own).
-    case requestReceived
-    /// Nothing is received, answered or waiting: the keep-alive timeout starts.
-    case idle
-}
-
-/// Closes connections that stall: idle between requests longer than `limits.idle` (closed),
-/// or slower than `limits.header` / `limits.body` to send a request (`408`, then closed).
-/// It sits before the HTTP decoder, so it sees a request's first byte; deadlines are checked
-/// once a second by one timer per connection, so requests pay only a clock read (the event
-/// loop's, which tests can move).
-final class ConnectionDeadlines: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private enum Phase {
+/// Where one connection's current request stands, written by `APIHandler` (after the
+/// decoder) and read by `ConnectionDeadlines` (before it): both run on the connection's
+/// event loop, so a plain object shared by the two is enough — no pipeline event per request.
+final class RequestProgress {
+    enum Phase {
         case idle(since: NIODeadline)
         case readingHead(since: NIODeadline)
         case readingBody(since: NIODeadline)
@@ -40,16 +22,61 @@ final class ConnectionDeadlines: ChannelDuplexHandler {
         case closed
     }
 
+    private(set) var phase = Phase.idle(since: .now())
+
+    /// A request's first byte arrived while idle.
+    func bytesArrived(at now: NIODeadline) {
+        if case .idle = phase { phase = .readingHead(since: now) }
+    }
+
+    /// A request's headers are in: its body deadline starts.
+    func headReceived(at now: NIODeadline) {
+        switch phase {
+        case .idle, .readingHead: phase = .readingBody(since: now)
+        case .readingBody, .answering, .closed: break
+        }
+    }
+
+    /// A whole request is in: no deadline while it is answered (the broker's confirm has its own).
+    func requestReceived() {
+        if case .closed = phase { return }
+        phase = .answering
+    }
+
+    /// Nothing is received, answered or waiting: the keep-alive timeout starts.
+    func becameIdle(at now: NIODeadline) {
+        if case .closed = phase { return }
+        phase = .idle(since: now)
+    }
+
+    func closed() {
+        phase = .closed
+    }
+}
+
+/// Closes connections that stall: idle between requests longer than `limits.idle` (closed),
+/// or slower than `limits.header` / `limits.body` to send a request (`408`, then closed).
+/// It sits before the HTTP decoder, so it sees a request's first byte; `APIHandler` tells it
+/// the rest through their shared `RequestProgress`. Deadlines are checked once a second by
+/// one timer per connection, so requests pay only a few clock reads (the event loop's,
+/// which tests can move).
+final class ConnectionDeadlines: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
     private let limits: ConnectionLimits
-    private var phase = Phase.idle(since: .uptimeNanoseconds(0))
+    private let progress: RequestProgress
     private var check: RepeatedTask?
 
-    init(limits: ConnectionLimits) {
+    init(limits: ConnectionLimits, progress: RequestProgress) {
         self.limits = limits
+        self.progress = progress
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        phase = .idle(since: context.eventLoop.now)
+        progress.becameIdle(at: context.eventLoop.now)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         check = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             let (handler, context) = loopBound.value
@@ -63,42 +90,23 @@ final class ConnectionDeadlines: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        phase = .closed
+        progress.closed()
         check?.cancel()
         check = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .idle = phase { phase = .readingHead(since: context.eventLoop.now) }
+        if case .idle = progress.phase { progress.bytesArrived(at: context.eventLoop.now) }
         context.fireChannelRead(data)
-    }
-
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let progress = event as? RequestProgress else {
-            return context.triggerUserOutboundEvent(event, promise: promise)
-        }
-        switch (progress, phase) {
-        case (_, .closed):
-            break
-        case (.headReceived, .readingHead), (.headReceived, .idle):
-            phase = .readingBody(since: context.eventLoop.now)
-        case (.headReceived, _):
-            break
-        case (.requestReceived, _):
-            phase = .answering
-        case (.idle, _):
-            phase = .idle(since: context.eventLoop.now)
-        }
-        promise?.succeed()
     }
 
     private func checkDeadline(context: ChannelHandlerContext) {
         let now = context.eventLoop.now
-        switch phase {
+        switch progress.phase {
         case .idle(let since) where now - since > TimeAmount(limits.idle):
             Self.closed(reason: "idle_timeout")
-            phase = .closed
+            progress.closed()
             context.close(promise: nil)
         case .readingHead(let since) where now - since > TimeAmount(limits.header):
             timeOut(context: context, reason: "header_timeout")
@@ -112,7 +120,7 @@ final class ConnectionDeadlines: ChannelDuplexHandler {
     /// Answers 408 with the API's error shape, then closes.
     private func timeOut(context: ChannelHandlerContext, reason: String) {
         Self.closed(reason: reason)
-        phase = .closed
+        progress.closed()
         var buffer = context.channel.allocator.buffer(capacity: 256)
         HTTPResponseWriter.write(APIResponse(error: .requestTimeout), requestID: "-", keepAlive: false, http10: false, includeBody: true, into: &buffer)
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }

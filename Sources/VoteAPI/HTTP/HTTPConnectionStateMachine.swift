@@ -21,10 +21,21 @@ struct HTTPConnectionStateMachine {
         case complete(HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: ContinuousClock.Instant)
         /// Its body is over the limit: answered 413, then the connection closes.
         case tooLarge(HTTPRequestHead, started: ContinuousClock.Instant)
-        /// Too many header fields or bytes: answered 431, then the connection closes.
-        case headersTooLarge(HTTPRequestHead, started: ContinuousClock.Instant)
+        /// A head the API will not serve (see `HeadRefusal`): answered with its error, then
+        /// the connection closes.
+        case refused(HTTPRequestHead, HeadRefusal, started: ContinuousClock.Instant)
         /// Not HTTP/1.1: answered 400, then the connection closes.
         case malformed(started: ContinuousClock.Instant)
+    }
+
+    /// Why a head is refused before its body is read.
+    enum HeadRefusal: Equatable {
+        /// More header fields or bytes than allowed: 431.
+        case headersTooLarge
+        /// HTTP/1.1 without exactly one Host: 400.
+        case missingHost
+        /// A transfer coding other than plain `chunked`: 501.
+        case unsupportedTransferEncoding
     }
 
     /// What the handler does after an event.
@@ -99,14 +110,13 @@ struct HTTPConnectionStateMachine {
 
     // MARK: Events from the decoder
 
-    /// A request's head arrived, at `now`; `headersTooLarge` when it has more header fields
-    /// or bytes than allowed.
-    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, headersTooLarge: Bool = false, now: ContinuousClock.Instant) -> Action {
+    /// A request's head arrived, at `now`; `refusal` when the handler found it unservable.
+    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, refusal: HeadRefusal? = nil, now: ContinuousClock.Instant) -> Action {
         switch state {
         case .open(var queue, _):
-            if headersTooLarge {
+            if let refusal {
                 state = .modifying
-                return enqueue(.headersTooLarge(head, started: now), into: &queue, last: true)
+                return enqueue(.refused(head, refusal, started: now), into: &queue, last: true)
             }
             if let contentLength, contentLength > maxBodyBytes {
                 state = .modifying

@@ -184,8 +184,37 @@ public enum FlatJSON {
                 index += 1
             }
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
-            guard let number = Double(text), number.isFinite else { throw ParseError(description: "bad number \(text)") }
+            guard Self.isJSONNumber(bytes[start..<index]), let number = Double(text), number.isFinite else {
+                throw ParseError(description: "bad number \(text)")
+            }
             return .number(number, text: text)
+        }
+
+        /// RFC 8259's grammar, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`:
+        /// no leading zeros, no `+`, no bare `.` (which `Double(_:)` would accept).
+        static func isJSONNumber<Text: Collection<UInt8>>(_ text: Text) -> Bool where Text.SubSequence == Text {
+            var rest = text
+            func digits() -> Int {
+                let count = rest.prefix { (48...57).contains($0) }.count
+                rest = rest.dropFirst(count)
+                return count
+            }
+            if rest.first == UInt8(ascii: "-") { rest = rest.dropFirst() }
+            if rest.first == UInt8(ascii: "0") {
+                rest = rest.dropFirst()
+            } else if digits() == 0 {
+                return false
+            }
+            if rest.first == UInt8(ascii: ".") {
+                rest = rest.dropFirst()
+                guard digits() > 0 else { return false }
+            }
+            if rest.first == UInt8(ascii: "e") || rest.first == UInt8(ascii: "E") {
+                rest = rest.dropFirst()
+                if rest.first == UInt8(ascii: "+") || rest.first == UInt8(ascii: "-") { rest = rest.dropFirst() }
+                guard digits() > 0 else { return false }
+            }
+            return rest.isEmpty
         }
 
         mutating func literal(_ word: String) throws(ParseError) {
