@@ -122,7 +122,7 @@ start_stack() {
   # PIDs in var/bench/run/, logs in var/bench/log/, nginx in var/bench/nginx/.
   stack_start --dir "$BENCH" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
     --password "$BENCH/panel-password" --htpasswd "$BENCH/htpasswd" -- \
-    --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 --session-rate 100000r/s --session-burst 100000 --conn-limit 100000
+    --workers 1 --vote-rate 1000000r/s --vote-burst 1000000 --session-rate 100000r/s --session-burst 100000 --conn-limit 65000
   CONSUMER_PID="$(stack_pid "$BENCH" consumer)"
   API_PID="$(stack_pid "$BENCH" api)"
   log "minting $TOKENS session tokens (difficulty 16, real challenges)"

@@ -29,7 +29,7 @@ Options:
   --vote-burst N          burst for votes (default 100)
   --session-rate RATE     per-IP limit on challenges and sessions (default 2r/s)
   --session-burst N       burst for challenges and sessions (default 10)
-  --conn-limit N          open connections per client address (IPv6: per /48) (default 128)
+  --conn-limit N          open connections per client address (IPv6: per /48), 1–65535 (default 128)
   --user USER[:GROUP]     worker user when started as root (default: the user running this)
   --check                 run 'nginx -t' on the rendered config
   -h, --help              show this help
@@ -110,6 +110,7 @@ done
 for burst in "$vote_burst" "$session_burst" "$conn_limit"; do
     [[ "$burst" =~ ^[0-9]+$ ]] || die "bad burst: $burst"
 done
+((conn_limit >= 1 && conn_limit <= 65535)) || die "--conn-limit must be 1 to 65535 (nginx's limit): $conn_limit"
 for path in "$prefix" "$frontend" "$chartjs" "$htpasswd" "$swagger_ui" "$api_docs" "$openapi"; do
     [[ "$path" != *[[:space:]\;\{\}\$\'\"]* ]] || die "paths may not contain spaces, quotes, ';', '{', '}' or '\$': $path"
 done
