@@ -222,6 +222,12 @@ class Simulation:
                     f"paredao_consumer_broker_up {1 if self.broker_up else 0}"]
             return "\n".join(out) + "\n"
 
+    def supervisor_metrics(self):
+        """What supervisord's restart listener serves: nothing restarted."""
+        lines = ["# TYPE paredao_process_restarts_total counter"]
+        lines += [f'paredao_process_restarts_total{{program="{p}"}} 0' for p in ("consumer", "api", "nginx")]
+        return "\n".join(lines) + "\n"
+
     def rabbitmq_metrics(self):
         with self.lock:
             if not self.broker_up:
@@ -261,7 +267,7 @@ def make_handler(sim, kind):
                 self._send(404, "not found\n")
                 return
             body = {"api": sim.api_metrics, "consumer": sim.consumer_metrics,
-                    "rabbitmq": sim.rabbitmq_metrics}[kind]()
+                    "rabbitmq": sim.rabbitmq_metrics, "supervisor": sim.supervisor_metrics}[kind]()
             if body is None:
                 self._send(503, "broker down\n")
             else:
@@ -384,6 +390,7 @@ def main():
     ap.add_argument("--api-port", type=int, default=0)
     ap.add_argument("--consumer-port", type=int, default=0)
     ap.add_argument("--rabbitmq-port", type=int, default=0)
+    ap.add_argument("--supervisor-port", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=900,
                     help="exit by itself after this long (default 900)")
     ap.add_argument("--http-api", action="store_true", help="also serve the stand-in vote API")
@@ -398,7 +405,7 @@ def main():
     sim = Simulation()
     servers = {}
     for kind, port in (("api", args.api_port), ("consumer", args.consumer_port),
-                       ("rabbitmq", args.rabbitmq_port)):
+                       ("rabbitmq", args.rabbitmq_port), ("supervisor", args.supervisor_port)):
         srv = ThreadingHTTPServer(("127.0.0.1", port), make_handler(sim, kind))
         srv.daemon_threads = True
         threading.Thread(target=srv.serve_forever, daemon=True).start()

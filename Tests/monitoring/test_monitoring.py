@@ -306,6 +306,7 @@ class LivePrometheusTests(unittest.TestCase):
             "PAREDAO_API_METRICS_TARGET": f"127.0.0.1:{ports['api']}",
             "PAREDAO_CONSUMER_METRICS_TARGET": f"127.0.0.1:{ports['consumer']}",
             "PAREDAO_RABBITMQ_METRICS_TARGET": f"127.0.0.1:{ports['rabbitmq']}",
+            "PAREDAO_SUPERVISOR_METRICS_TARGET": f"127.0.0.1:{ports['supervisor']}",
             "PAREDAO_SCRAPE_INTERVAL": "1s", "PAREDAO_EVAL_INTERVAL": "1s",
         }
         t0 = time.monotonic()
