@@ -40,10 +40,12 @@ let package = Package(
         // C libraries: system library targets with a shim header.
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMongoC", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev", "libbson-dev"])]),
 
         // Swift wrappers: the only modules that import a C module.
         .target(name: "RabbitMQ", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        .target(name: "MongoDB", dependencies: ["CMongoC", logging], swiftSettings: swiftSettings),
 
         // The vote model, its wire format and the token crypto: no networking, no metrics,
         // so every tool can link it.
@@ -66,7 +68,7 @@ let package = Package(
         ),
 
         // Where the hourly buckets live: one protocol, one implementation per database.
-        .target(name: "VoteStore", dependencies: ["VoteShared", "SQLite"], swiftSettings: swiftSettings),
+        .target(name: "VoteStore", dependencies: ["VoteShared", "SQLite", "MongoDB", logging], swiftSettings: swiftSettings),
 
         // HTTP → token check → publish.
         .executableTarget(
@@ -94,7 +96,7 @@ let package = Package(
 
         .testTarget(name: "VoteSharedTests", dependencies: ["VoteShared"], swiftSettings: swiftSettings),
         .testTarget(name: "ServiceSupportTests", dependencies: ["ServiceSupport", logging, serviceLifecycle], swiftSettings: swiftSettings),
-        .testTarget(name: "VoteStoreTests", dependencies: ["VoteStore", "VoteShared"], swiftSettings: swiftSettings),
+        .testTarget(name: "VoteStoreTests", dependencies: ["VoteStore", "VoteShared", "MongoDB"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VoteAPITests",
             dependencies: [

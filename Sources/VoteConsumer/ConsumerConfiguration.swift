@@ -44,11 +44,14 @@ struct ConsumerConfiguration: Sendable {
     init(_ command: VoteConsumerCommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
         common = try CommonSettings(command.common, environment: env, serviceUser: "paredao-consumer")
-        store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
+        retentionHours = try ConsumerSettings.retentionHours.value(flag: command.retentionHours, environment: env)
+        store = try StoreConfiguration(
+            kind: common.store, sqlitePath: common.sqlitePath, mongoURL: common.mongoURL,
+            voteIDRetentionSeconds: retentionHours * 3600, appName: "paredao-consumer"
+        )
         batchSize = try ConsumerSettings.batchSize.value(flag: command.batchSize, environment: env)
         batchMillis = try ConsumerSettings.batchMillis.value(flag: command.batchMillis, environment: env)
         prefetch = try ConsumerSettings.prefetch.value(flag: command.prefetch, environment: env)
-        retentionHours = try ConsumerSettings.retentionHours.value(flag: command.retentionHours, environment: env)
         maxClockSkewSeconds = try ConsumerSettings.maxClockSkewSeconds.value(flag: command.maxClockSkewSeconds, environment: env)
         metricsPort = try ConsumerSettings.metricsPort.value(flag: command.metricsPort, environment: env)
     }

@@ -49,7 +49,17 @@ final class VoteConsumer: BlockingWorker {
         var lastPrune = ContinuousClock.now - .seconds(3600)
         while !isStopping {
             do {
-                if store == nil { store = try configuration.store.open() }
+                if store == nil {
+                    let opened = try configuration.store.open()
+                    let guarantee = try opened.prepareForWriting()
+                    let metadata: Logger.Metadata = ["store": "\(configuration.store.kind.rawValue)", "location": "\(configuration.store.location)", "counting": "\(guarantee.rawValue)"]
+                    if guarantee == .exactlyOnce {
+                        logger.info("Store ready", metadata: metadata)
+                    } else {
+                        logger.warning("Store ready without transactions: a vote redelivered after a crash may be counted twice", metadata: metadata)
+                    }
+                    store = opened
+                }
                 if connection == nil {
                     connection = try connect()
                     backoff = .milliseconds(100)

@@ -51,6 +51,11 @@ public final class SQLiteVoteStore: VoteStore {
         }
     }
 
+    /// The tables exist once the store is open; ids and counters share one transaction.
+    public func prepareForWriting() throws(StoreError) -> CountingGuarantee {
+        .exactlyOnce
+    }
+
     public func record(_ votes: [Vote]) throws(StoreError) -> RecordOutcome {
         struct Bucket: Hashable {
             var poll: String

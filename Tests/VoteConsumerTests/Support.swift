@@ -126,6 +126,10 @@ final class JournaledStore: VoteStore {
         try hourlyCounts(pollID: "p1").reduce(0) { $0 + Int($1.votes) }
     }
 
+    func prepareForWriting() throws(StoreError) -> CountingGuarantee {
+        try sqlite.prepareForWriting()
+    }
+
     func record(_ votes: [Vote]) throws(StoreError) -> RecordOutcome {
         if failsToCommit {
             journal.entries.append(.commitFailed)

@@ -11,8 +11,9 @@ public struct CommonSettings: Sendable {
     public static let amqpHeartbeatSeconds = Setting("PAREDAO_AMQP_HEARTBEAT_SECONDS", default: 30, help: "AMQP heartbeat; a silent broker connection counts as lost after about twice this (0 = off)").within(0...600)
     public static let queue = Setting("PAREDAO_QUEUE", default: "votes", help: "queue for votes; rejects go to <queue>.dead")
     public static let queueType = Setting("PAREDAO_QUEUE_TYPE", default: "quorum", help: "type of the durable vote queue").oneOf(["quorum", "classic"])
-    public static let store = Setting("PAREDAO_STORE", default: "sqlite", help: "where totals live").oneOf(["sqlite"])
+    public static let store = Setting("PAREDAO_STORE", default: "sqlite", help: "where totals live").oneOf(["sqlite", "mongodb"])
     public static let sqlitePath = Setting("PAREDAO_SQLITE_PATH", default: "var/data/votes.sqlite", help: "SQLite database file (WAL)")
+    public static let mongoURL = Setting("PAREDAO_MONGO_URL", default: "mongodb://127.0.0.1:27017/paredao?replicaSet=rs0", help: "MongoDB connection string (PAREDAO_STORE=mongodb); the path names the database")
     public static let pollFile = Setting("PAREDAO_POLL_FILE", default: "config/poll.json", help: "poll definition: id, title, 2–3 participants")
     public static let logLevel = Setting("PAREDAO_LOG_LEVEL", default: "info", help: "log level").oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
     public static let metricsHost = Setting("PAREDAO_METRICS_HOST", default: "127.0.0.1", help: "address of the local /metrics endpoint")
@@ -25,6 +26,7 @@ public struct CommonSettings: Sendable {
     public var quorumQueue: Bool
     public var store: String
     public var sqlitePath: String
+    public var mongoURL: String
     public var pollFile: String
     public var logLevel: String
     public var metricsHost: String
@@ -42,6 +44,7 @@ public struct CommonSettings: Sendable {
         quorumQueue = try Self.queueType.value(flag: options.queueType, environment: environment).lowercased() == "quorum"
         store = try Self.store.value(flag: options.store, environment: environment).lowercased()
         sqlitePath = try Self.sqlitePath.value(flag: options.sqlitePath, environment: environment)
+        mongoURL = try Self.mongoURL.value(flag: options.mongoURL, environment: environment)
         pollFile = try Self.pollFile.value(flag: options.pollFile, environment: environment)
         logLevel = try Self.logLevel.value(flag: options.logLevel, environment: environment).lowercased()
         metricsHost = try Self.metricsHost.value(flag: options.metricsHost, environment: environment)
@@ -71,6 +74,7 @@ public struct CommonOptions: ParsableArguments {
     @Option(name: .customLong(CommonSettings.queueType.flag), help: CommonSettings.queueType.argumentHelp) var queueType: String?
     @Option(name: .customLong(CommonSettings.store.flag), help: CommonSettings.store.argumentHelp) var store: String?
     @Option(name: .customLong(CommonSettings.sqlitePath.flag), help: CommonSettings.sqlitePath.argumentHelp) var sqlitePath: String?
+    @Option(name: .customLong(CommonSettings.mongoURL.flag), help: CommonSettings.mongoURL.argumentHelp) var mongoURL: String?
     @Option(name: .customLong(CommonSettings.pollFile.flag), help: CommonSettings.pollFile.argumentHelp) var pollFile: String?
     @Option(name: .customLong(CommonSettings.logLevel.flag), help: CommonSettings.logLevel.argumentHelp) var logLevel: String?
     @Option(name: .customLong(CommonSettings.metricsHost.flag), help: CommonSettings.metricsHost.argumentHelp) var metricsHost: String?

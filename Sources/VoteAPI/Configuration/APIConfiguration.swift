@@ -122,7 +122,7 @@ struct APIConfiguration: Sendable {
     init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
         common = try CommonSettings(command.common, environment: env, serviceUser: "paredao-api")
-        store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath)
+        store = try StoreConfiguration(kind: common.store, sqlitePath: common.sqlitePath, mongoURL: common.mongoURL, appName: "paredao-api")
         host = try APISettings.host.value(flag: command.host, environment: env)
         port = try APISettings.port.value(flag: command.port, environment: env)
         metricsPort = try APISettings.metricsPort.value(flag: command.metricsPort, environment: env)

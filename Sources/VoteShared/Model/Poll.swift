@@ -44,6 +44,13 @@ public struct Poll: Codable, Sendable, Equatable {
         return poll
     }
 
+    /// Whether `text` may be a poll or participant id: 1–64 characters of a-z, 0-9, - and _
+    /// (safe as a MongoDB field name and in a URL).
+    public static func isValidID(_ text: some StringProtocol) -> Bool {
+        (1...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) }
+    }
+
     /// The index of the participant with `id`, if any.
     public func participantIndex(of id: some StringProtocol) -> Int? {
         participants.firstIndex { $0.id == id }
@@ -57,9 +64,7 @@ public struct Poll: Codable, Sendable, Equatable {
             throw ConfigurationError(key: "PAREDAO_POLL_FILE", message: "participant ids must be unique")
         }
         for text in [id] + participants.map(\.id) {
-            guard (1...64).contains(text.utf8.count),
-                  text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) })
-            else {
+            guard Self.isValidID(text) else {
                 throw ConfigurationError(key: "PAREDAO_POLL_FILE", message: "ids use 1–64 characters of a-z, 0-9, - and _: \"\(text)\"")
             }
         }
