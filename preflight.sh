@@ -62,6 +62,8 @@ main() {
     "$ROOT/scripts/contract-tools.sh" install
     # The fault suite's raw AMQP client (pika, Tests/faults/requirements.txt).
     "$ROOT/Tests/faults/run.sh" --setup
+    # The MongoDB wire suite's mockupdb, pymongo and pika (var/tools/mongo-venv).
+    "$ROOT/Tests/mongo/run.sh" --setup
   fi
   "$ROOT/scripts/make-secrets.sh"
   if ((build)); then

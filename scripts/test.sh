@@ -13,12 +13,16 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults]
+Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
               RabbitMQ started here: port 5682, data in var/test/rabbitmq, broker passwords
               in var/test/secrets; the suites connect as paredao-admin)
+  mongo       the MongoDB store at the wire level: VoteConsumer and VoteAPI with
+              PAREDAO_STORE=mongodb in front of mockupdb (scripted replies), on the test
+              broker (Tests/mongo/run.sh --help); with MONGO_URL set, the swift suite also
+              runs the store contract against that real MongoDB
   monitoring  promtool config/rule tests, live Prometheus query checks, lnav queries
   micro       the microbenchmarks in bench/micro, in smoke mode (a few iterations each)
   fuzz        every libFuzzer target in fuzz/ for 45 s (2 at a time; no broker needed)
@@ -92,6 +96,13 @@ run_swift() {
   record "swift (unit + integration)" "$status"
 }
 
+run_mongo_wire() {
+  log "MongoDB store against mockupdb (wire level, real processes)"
+  local status=0
+  bash "$ROOT/Tests/mongo/run.sh" || status=$?
+  record "mongodb wire (mockupdb)" "$status"
+}
+
 run_microbenchmarks() {
   [[ -f "$ROOT/bench/micro/run.sh" ]] || return 0
   log "microbenchmarks (smoke: they build, their inputs round-trip, nothing throws)"
@@ -140,6 +151,7 @@ main() {
     trap stop_broker EXIT
   fi
   if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
+  if [[ -z "$only" || "$only" == mongo ]]; then run_mongo_wire; fi
   if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
   if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
   if [[ -z "$only" || "$only" == fuzz ]]; then run_fuzz; fi
