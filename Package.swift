@@ -109,7 +109,7 @@ let package = Package(
         // Real VoteAPI/VoteConsumer processes on a real RabbitMQ (./run.sh test starts it).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["VoteAPI", "VoteShared", "VoteStore", "RabbitMQ", "ServiceSupport", nioCore, nioPosix],
+            dependencies: ["VoteAPI", "VoteShared", "VoteStore", "MongoDB", "RabbitMQ", "ServiceSupport", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
     ]

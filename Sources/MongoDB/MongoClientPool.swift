@@ -81,6 +81,17 @@ public final class MongoClientPool: @unchecked Sendable {
         MongoClient(pool: self, handle: mongoc_client_pool_pop(pool))
     }
 
+    /// `url` naming `database` instead of its own: `mongodb://h1,h2/old?x=1` →
+    /// `mongodb://h1,h2/NEW?x=1` (a test's own database on a shared server).
+    public static func url(_ url: String, withDatabase database: String) -> String {
+        let characters = Array(url)
+        guard let schemeEnd = (0..<max(characters.count - 2, 0)).first(where: { characters[$0] == ":" && characters[$0 + 1] == "/" && characters[$0 + 2] == "/" }) else { return url }
+        let start = schemeEnd + 3
+        let hostsEnd = characters[start...].firstIndex { $0 == "/" || $0 == "?" } ?? characters.endIndex
+        let query = characters[hostsEnd...].firstIndex(of: "?").map { String(characters[$0...]) } ?? ""
+        return String(characters[..<hostsEnd]) + "/" + database + query
+    }
+
     /// `mongodb://user:secret@host/` → `mongodb://user:***@host/`.
     public static func redacting(_ url: String) -> String {
         let characters = Array(url)

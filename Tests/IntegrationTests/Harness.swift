@@ -2,9 +2,11 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import MongoDB
 import RabbitMQ
 import Testing
 import VoteShared
+import VoteStore
 
 /// What the integration suite needs from its environment (see `./run.sh test`).
 enum IntegrationEnvironment {
@@ -16,6 +18,9 @@ enum IntegrationEnvironment {
     /// Where the test broker's role users have their passwords (scripts/test.sh exports it).
     static let secretsDir = environment["PAREDAO_SECRETS_DIR"]
     static var isConfigured: Bool { amqpURL != nil && brokerControl != nil }
+    /// A real MongoDB (e.g. `mongodb://127.0.0.1:27017/?replicaSet=rs0`): when set, every
+    /// stack stores there (PAREDAO_STORE=mongodb) instead of in SQLite.
+    static let mongoURL = environment["MONGO_URL"].flatMap { $0.isEmpty ? nil : $0 }
     static var isCI: Bool { environment["CI"] == "true" }
 
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -156,11 +161,24 @@ final class TestStack: @unchecked Sendable {
             "PAREDAO_CONFIRM_TIMEOUT_MS": "3000",
             "PAREDAO_LOG_LEVEL": "info",
         ]) { $1 }
+        // With MONGO_URL (a real MongoDB), every stack stores in a database of its own there.
+        if let mongoURL = IntegrationEnvironment.mongoURL {
+            environment["PAREDAO_STORE"] = "mongodb"
+            environment["PAREDAO_MONGO_URL"] = MongoClientPool.url(mongoURL, withDatabase: "paredao_it_\(queue.suffix(8))")
+        }
         environment.merge(extraEnvironment) { $1 }
         self.environment = environment
     }
 
     var baseURL: String { "http://127.0.0.1:\(apiPort)" }
+
+    /// The store the stack's consumer writes (SQLite in its folder, or MongoDB).
+    func openStore() throws -> any VoteStore {
+        try StoreConfiguration(
+            kind: environment["PAREDAO_STORE"] ?? "sqlite", sqlitePath: environment["PAREDAO_SQLITE_PATH"] ?? "",
+            mongoURL: environment["PAREDAO_MONGO_URL"] ?? ""
+        ).open()
+    }
 
     /// A stack whose consumer runs and whose API is ready (the caller stops it).
     static func running(extraEnvironment: [String: String] = [:]) async throws -> TestStack {

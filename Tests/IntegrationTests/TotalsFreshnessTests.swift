@@ -13,7 +13,7 @@ extension RealBrokerSuites {
             #expect(try await stack.totals()["total"] as? Int == 0)
             #expect(try await stack.vote("diego", token: stack.token()).status == 202)
             // Watch the store itself, not the API, until the vote is committed.
-            let store = try SQLiteVoteStore(path: try #require(stack.environment["PAREDAO_SQLITE_PATH"]))
+            let store = try stack.openStore()
             try await waitUntil("the consumer committed the vote", timeout: .seconds(30)) {
                 try store.hourlyCounts(pollID: "bbb26-paredao-10").reduce(0) { $0 + $1.votes } == 1
             }

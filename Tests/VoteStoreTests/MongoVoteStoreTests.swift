@@ -77,6 +77,12 @@ struct MongoVoteStoreTests {
         #expect(configuration.location == "mongodb://paredao:***@db1:27017,db2:27017/paredao?replicaSet=rs0")
         #expect(MongoClientPool.redacting("mongodb://db1/paredao") == "mongodb://db1/paredao")
     }
+
+    @Test func aTestDatabaseReplacesTheURLsOwn() {
+        #expect(MongoClientPool.url("mongodb://h1:1,h2:2/old?replicaSet=rs0", withDatabase: "t1") == "mongodb://h1:1,h2:2/t1?replicaSet=rs0")
+        #expect(MongoClientPool.url("mongodb://h1/?replicaSet=rs0", withDatabase: "t1") == "mongodb://h1/t1?replicaSet=rs0")
+        #expect(MongoClientPool.url("mongodb://u:p@h1", withDatabase: "t1") == "mongodb://u:p@h1/t1")
+    }
 }
 
 @Suite("BSON and driver errors")

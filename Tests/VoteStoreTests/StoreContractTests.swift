@@ -23,7 +23,7 @@ struct StoreFixture: CustomTestStringConvertible, Sendable {
     static func mongodb(url: String) -> StoreFixture {
         StoreFixture(name: "mongodb") {
             let database = "paredao_test_\(UUID().uuidString.prefix(8).lowercased())"
-            let testURL = MongoTestURL.replacingDatabase(in: url, with: database)
+            let testURL = MongoClientPool.url(url, withDatabase: database)
             return (open: { try MongoVoteStore(url: testURL, voteIDRetentionSeconds: 86_400, appName: "paredao-store-tests") }, cleanUp: {
                 if let pool = try? MongoClientPool(url: testURL, appName: "paredao-store-tests") {
                     _ = try? pool.client().runCommand(BSONDocument().append("dropDatabase", int32: 1))
@@ -37,18 +37,6 @@ struct StoreFixture: CustomTestStringConvertible, Sendable {
         var fixtures = [sqlite]
         if let url = ProcessInfo.processInfo.environment["MONGO_URL"], !url.isEmpty { fixtures.append(mongodb(url: url)) }
         return fixtures
-    }
-}
-
-enum MongoTestURL {
-    /// `mongodb://h1,h2/old?x=1` → `mongodb://h1,h2/NEW?x=1`.
-    static func replacingDatabase(in url: String, with database: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url }
-        let rest = url[scheme.upperBound...]
-        let hostsEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        let hosts = rest[..<hostsEnd]
-        let query = rest[hostsEnd...].firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
-        return url[..<scheme.upperBound] + hosts + "/" + database + query
     }
 }
 

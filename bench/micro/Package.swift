@@ -23,6 +23,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "VoteShared", package: "Paredao"),
+                .product(name: "VoteStore", package: "Paredao"),
             ],
             path: "Benchmarks/ParedaoBenchmarks",
             plugins: [

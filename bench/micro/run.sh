@@ -8,7 +8,7 @@ Usage: bench/micro/run.sh [--smoke] [--filter REGEX] [--] [extra `swift package 
 
 Builds the ParedaoMicrobenchmarks package (release) and runs its benchmarks:
 SessionToken.verify, Challenge.verify, vote request decoding, VoteMessage
-decode/encode and Totals folding. Results print as tables: wall clock per
+decode/encode, Totals folding and building a batch's MongoDB commands. Results print as tables: wall clock per
 operation (ns), throughput and mallocs per operation.
 
 Options:
@@ -61,6 +61,7 @@ expected=(
     "VoteMessage.decode (64 votes)"
     "VoteMessage.encode (64 votes)"
     "Totals fold + json (3 participants x 24 hours)"
+    "MongoDB batch commands (10,000 votes -> BSON)"
 )
 
 command=(swift package --package-path "$here" --scratch-path "$scratch" benchmark --no-progress "${plugin_args[@]}")

@@ -11,6 +11,7 @@
 import Benchmark
 import Foundation
 import VoteShared
+import VoteStore
 
 /// A fixed clock for tokens and challenges, so `now` never crosses an expiry mid-run.
 private let now: Int64 = 1_795_827_600
@@ -37,6 +38,12 @@ private func makePoll() throws -> Poll {
         Participant(id: "bruno", name: "Bruno", photoUrl: "/img/bruno.svg"),
         Participant(id: "carla", name: "Carla", photoUrl: "/img/carla.svg"),
     ])
+}
+
+/// The MongoDB store and its input are used by the benchmark's thread only.
+private struct MongoBatchInput: @unchecked Sendable {
+    let store: MongoVoteStore
+    let votes: [Vote]
 }
 
 private struct TokenInput {
@@ -204,6 +211,31 @@ let benchmarks: @Sendable () -> Void = {
                 throw BenchmarkSetupError(description: "totals did not fold into 24 hours")
             }
             return TotalsInput(poll: poll, counts: counts)
+        }
+    )
+
+    // 6. Building one consumer batch's MongoDB commands: 10,000 votes → one id upsert each
+    // ($setOnInsert) and one $inc upsert per (poll, hour), as BSON in the driver's bulk
+    // writes (built, not sent: the store's URL points nowhere and nothing connects).
+    Benchmark(
+        "MongoDB batch commands (10,000 votes -> BSON)",
+        configuration: configuration(scaling: .one),
+        closure: { (benchmark: Benchmark, input: MongoBatchInput) throws in
+            for _ in benchmark.scaledIterations {
+                blackHole(try input.store.prepareCommands(for: input.votes))
+            }
+        },
+        setup: { () throws -> MongoBatchInput in
+            let store = try MongoVoteStore(url: "mongodb://127.0.0.1:1/paredao", voteIDRetentionSeconds: 86_400, appName: "paredao-bench")
+            let poll = try makePoll()
+            let votes = (0..<10_000).map { index in
+                Vote(id: .random(), pollID: poll.id, participantID: poll.participants[index % 3].id, acceptedAtMillis: now * 1000 + Int64(index) * 500)
+            }
+            let commands = try store.prepareCommands(for: votes)
+            guard commands.idUpserts == 10_000, commands.counterUpserts == 2 else {
+                throw BenchmarkSetupError(description: "10,000 votes over 2 hours built \(commands) commands")
+            }
+            return MongoBatchInput(store: store, votes: votes)
         }
     )
 }
