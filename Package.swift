@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "VoteConsumer", targets: ["VoteConsumer"]),
         .executable(name: "paredao-token", targets: ["VoteTokenTool"]),
         .executable(name: "paredao-ceilings", targets: ["BenchCeilings"]),
+        .executable(name: "paredao-load", targets: ["BenchLoad"]),
         // Libraries for the microbenchmarks package in bench/micro.
         .library(name: "VoteShared", targets: ["VoteShared"]),
         .library(name: "VoteStore", targets: ["VoteStore"]),
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // C libraries: system library targets with a shim header.
@@ -91,6 +93,13 @@ let package = Package(
         .executableTarget(
             name: "BenchCeilings",
             dependencies: ["VoteShared", "RabbitMQ", "ServiceSupport", nioCore, nioPosix, nioHTTP1, logging, argumentParser],
+            swiftSettings: swiftSettings
+        ),
+
+        // Open-loop load for bench/: requests leave on schedule, latency from that schedule.
+        .executableTarget(
+            name: "BenchLoad",
+            dependencies: [nioCore, nioPosix, nioHTTP1, argumentParser, .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
 
