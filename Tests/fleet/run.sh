@@ -79,42 +79,35 @@ prerequisites() {
   return 1
 }
 
-start_api() {
-  local name="$1" bin
-  bin="$(bin_path)"
-  start_background "api-$name" "$FLEET/log/api-$name.log" "$FLEET/run/api-$name.pid" \
-    env PAREDAO_API_PORT="${API_PORT[$name]}" PAREDAO_API_METRICS_PORT="${API_METRICS_PORT[$name]}" "$bin/VoteAPI"
-  wait_http "http://127.0.0.1:${API_PORT[$name]}/readyz" 60 "$(tr -dc '0-9' <"$FLEET/run/api-$name.pid")" || {
-    tail -n 20 "$FLEET/log/api-$name.log" >&2
+# start_service NAME URL COMMAND...: starts COMMAND as NAME (log and PID file under FLEET)
+# and waits until URL answers.
+start_service() {
+  local name="$1" url="$2"
+  shift 2
+  start_background "$name" "$FLEET/log/$name.log" "$FLEET/run/$name.pid" "$@"
+  wait_http "$url" 60 "$(tr -dc '0-9' <"$FLEET/run/$name.pid")" || {
+    tail -n 20 "$FLEET/log/$name.log" >&2
     return 1
   }
 }
 
-stop_api() {
+# stop_service NAME BINARY: stops NAME by its recorded PID (when that is still BINARY).
+stop_service() {
   local name="$1" pid
-  if pid="$(proc_pidfile_pid "$FLEET/run/api-$name.pid" VoteAPI)"; then
+  if pid="$(proc_pidfile_pid "$FLEET/run/$name.pid" "$2")"; then
     stop_pid "$pid" 15
   fi
-  rm -f "$FLEET/run/api-$name.pid"
+  rm -f "$FLEET/run/$name.pid"
+}
+
+start_api() {
+  start_service "api-$1" "http://127.0.0.1:${API_PORT[$1]}/readyz" \
+    env PAREDAO_API_PORT="${API_PORT[$1]}" PAREDAO_API_METRICS_PORT="${API_METRICS_PORT[$1]}" "$(bin_path)/VoteAPI"
 }
 
 start_consumer() {
-  local number="$1" bin
-  bin="$(bin_path)"
-  start_background "consumer-$number" "$FLEET/log/consumer-$number.log" "$FLEET/run/consumer-$number.pid" \
-    env PAREDAO_CONSUMER_METRICS_PORT="${CONSUMER_METRICS_PORT[$number]}" "$bin/VoteConsumer"
-  wait_http "http://127.0.0.1:${CONSUMER_METRICS_PORT[$number]}/metrics" 60 "$(tr -dc '0-9' <"$FLEET/run/consumer-$number.pid")" || {
-    tail -n 20 "$FLEET/log/consumer-$number.log" >&2
-    return 1
-  }
-}
-
-stop_consumer() {
-  local number="$1" pid
-  if pid="$(proc_pidfile_pid "$FLEET/run/consumer-$number.pid" VoteConsumer)"; then
-    stop_pid "$pid" 15
-  fi
-  rm -f "$FLEET/run/consumer-$number.pid"
+  start_service "consumer-$1" "http://127.0.0.1:${CONSUMER_METRICS_PORT[$1]}/metrics" \
+    env PAREDAO_CONSUMER_METRICS_PORT="${CONSUMER_METRICS_PORT[$1]}" "$(bin_path)/VoteConsumer"
 }
 
 start_nginx() {
@@ -132,9 +125,9 @@ cleanup() {
     "$ROOT/nginx/nginx.sh" stop --prefix "$FLEET/nginx" >/dev/null 2>&1 || true
   fi
   local name
-  for name in "${API_NAMES[@]}"; do stop_api "$name" || true; done
-  stop_consumer 1 || true
-  stop_consumer 2 || true
+  for name in "${API_NAMES[@]}"; do stop_service "api-$name" VoteAPI || true; done
+  stop_service consumer-1 VoteConsumer || true
+  stop_service consumer-2 VoteConsumer || true
   "$ROOT/scripts/rabbitmq.sh" stop >/dev/null 2>&1 || true
 }
 
@@ -185,7 +178,7 @@ api_name() {
 main() {
   case "${1:-}" in
     -h|--help) usage ;;
-    --stop-api) api_name "${2:-}"; broker_env; stop_api "$2" ;;
+    --stop-api) api_name "${2:-}"; broker_env; stop_service "api-$2" VoteAPI ;;
     --start-api) api_name "${2:-}"; broker_env; service_env; start_api "$2" ;;
     "") run_suite ;;
     *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
