@@ -16,7 +16,10 @@ DIR/tmp and DIR/cache. Nothing is started (see nginx.sh).
 Options:
   --prefix DIR            folder for the rendered config, pid file, logs, temp and cache (required)
   --listen ADDR           address nginx listens on (default 127.0.0.1:8000)
-  --api LIST              comma-separated VoteAPI instances host:port (default 127.0.0.1:8080)
+  --api LIST              VoteAPI instances host:port, comma-separated; may be repeated
+                          (--api A --api B = --api A,B; default 127.0.0.1:8080). With two
+                          or more, votes are routed by a consistent hash of their session
+                          (every vote of a session reaches the same instance)
   --htpasswd FILE         htpasswd file for the producers' panel (default DIR/htpasswd;
                           see make-htpasswd.sh)
   --frontend DIR          static pages (default: the repository's frontend/)
@@ -43,7 +46,7 @@ die() { echo "render.sh: $*" >&2; exit 2; }
 
 prefix=""
 listen="127.0.0.1:8000"
-api="127.0.0.1:8080"
+api=""
 htpasswd=""
 frontend="$(cd "${here}/.." && pwd)/frontend"
 chartjs="/usr/share/javascript/chart.js"
@@ -66,7 +69,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --prefix) need_arg "$@"; prefix="$2"; shift 2 ;;
         --listen) need_arg "$@"; listen="$2"; shift 2 ;;
-        --api) need_arg "$@"; api="$2"; shift 2 ;;
+        --api) need_arg "$@"; api="${api:+$api,}$2"; shift 2 ;;
         --htpasswd) need_arg "$@"; htpasswd="$2"; shift 2 ;;
         --frontend) need_arg "$@"; frontend="$2"; shift 2 ;;
         --chartjs) need_arg "$@"; chartjs="$2"; shift 2 ;;
@@ -86,6 +89,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -n "$prefix" ]] || { usage >&2; die "--prefix is required"; }
+[[ -n "$api" ]] || api="127.0.0.1:8080"
 command -v envsubst >/dev/null || die "envsubst not found (apt-get install gettext-base)"
 
 mkdir -p "$prefix"
@@ -116,15 +120,25 @@ for path in "$prefix" "$frontend" "$chartjs" "$htpasswd" "$swagger_ui" "$api_doc
 done
 
 upstream_servers=""
+server_count=0
 IFS=',' read -r -a api_list <<< "$api"
 [[ ${#api_list[@]} -gt 0 ]] || die "--api is empty"
 for server in "${api_list[@]}"; do
     server="${server// /}"
     [[ -n "$server" ]] || continue
     [[ "$server" =~ $addr_re ]] || die "bad --api entry: $server"
+    [[ "$upstream_servers" != *" server ${server} "* ]] || die "--api lists ${server} twice"
     upstream_servers+="        server ${server} max_fails=3 fail_timeout=5s;"$'\n'
+    server_count=$((server_count + 1))
 done
 [[ -n "$upstream_servers" ]] || die "--api is empty"
+# One instance: plain round robin (nothing to choose). Several: a session's votes always
+# reach the same instance (the map $paredao_session_key in the template), and a request
+# that cannot reach it goes to the next instance on the ring.
+upstream_balancer="        # one API instance: nothing to balance"
+if ((server_count > 1)); then
+    upstream_balancer="        hash \$paredao_session_key consistent;"
+fi
 
 # Two descriptors per proxied connection, within the hard limit of this shell.
 rlimit_nofile=$((worker_connections * 2))
@@ -157,7 +171,7 @@ export NGX_PREFIX="$prefix" NGX_LISTEN="$listen" NGX_FRONTEND="$frontend" \
     NGX_WORKER_CONNECTIONS="$worker_connections" NGX_RLIMIT_NOFILE="$rlimit_nofile" NGX_VOTE_RATE="$vote_rate" \
     NGX_VOTE_BURST="$vote_burst" NGX_SESSION_RATE="$session_rate" \
     NGX_SESSION_BURST="$session_burst" NGX_CONN_LIMIT="$conn_limit" NGX_USER_DIRECTIVE="$user_directive" \
-    NGX_UPSTREAM_SERVERS="${upstream_servers%$'\n'}"
+    NGX_UPSTREAM_SERVERS="${upstream_servers%$'\n'}" NGX_UPSTREAM_BALANCER="$upstream_balancer"
 
 # envsubst takes the literal list of ${NAME}s to replace (nginx's own $vars stay).
 # shellcheck disable=SC2016
@@ -167,7 +181,7 @@ vars+=' ${NGX_WORKERS} ${NGX_WORKER_CONNECTIONS} ${NGX_RLIMIT_NOFILE} ${NGX_VOTE
 # shellcheck disable=SC2016
 vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_CONN_LIMIT} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
 # shellcheck disable=SC2016
-vars+=' ${NGX_SWAGGER_UI} ${NGX_API_DOCS} ${NGX_OPENAPI}'
+vars+=' ${NGX_SWAGGER_UI} ${NGX_API_DOCS} ${NGX_OPENAPI} ${NGX_UPSTREAM_BALANCER}'
 
 tmp="$(mktemp "${prefix}/nginx.conf.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT

@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults]
+Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults|fleet]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -35,6 +35,10 @@ Runs, in order:
               a stack under supervisord, ~300 ballot-like votes/s through nginx while
               processes are killed, the broker stopped or blocked, the store locked, the
               consumer slowed and poison messages published; every 202 counted once
+  fleet       the fleet suite (Tests/fleet/run.sh --help): its own broker (port 5762), two
+              VoteAPIs behind nginx and two VoteConsumers on one queue and one SQLite file,
+              ~400 votes/s; every 202 counted once, /total the same from both APIs, a
+              session's budget and rate hold across the fleet, one API restarted under load
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -134,6 +138,13 @@ run_faults() {
   record "faults" "$status"
 }
 
+run_fleet() {
+  log "fleet suite (own broker, two APIs behind nginx, two consumers on one queue)"
+  local status=0
+  bash "$ROOT/Tests/fleet/run.sh" || status=$?
+  record "fleet" "$status"
+}
+
 main() {
   local only=""
   while (($#)); do
@@ -144,9 +155,9 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  # The fault suite runs its own broker (port 5712), the fuzzers need none: alone, they
-  # need no test broker.
-  if [[ "$only" != faults && "$only" != fuzz ]]; then
+  # The fault and fleet suites run their own brokers (ports 5712, 5762), the fuzzers need
+  # none: alone, they need no test broker.
+  if [[ "$only" != faults && "$only" != fuzz && "$only" != fleet ]]; then
     start_broker
     trap stop_broker EXIT
   fi
@@ -166,6 +177,7 @@ main() {
     record "API contract" "$status"
   fi
   if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
+  if [[ -z "$only" || "$only" == fleet ]]; then run_fleet; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"

@@ -57,7 +57,19 @@ extension APIApplication {
         case .fresh:
             break
         }
-        let minted = SessionToken.mint(keyring: keyring, network: network, now: now, lifetimeSeconds: Int64(configuration.sessionLifetimeSeconds), budget: UInt32(configuration.sessionBudget))
+        // The same challenge mints the same session at every instance (see SessionToken), so
+        // this instance's spent set only has to catch replays here: a replay at another
+        // instance gets the same session id, hence the same budget at the same home instance.
+        guard let minted = SessionToken.mint(redeeming: challenge, keyring: keyring, network: network, lifetimeSeconds: Int64(configuration.sessionLifetimeSeconds), budget: UInt32(configuration.sessionBudget)) else {
+            metrics.sessionRejected(ChallengeRejection.invalid.code)
+            return APIResponse(error: .challenge(.invalid))
+        }
+        // The session runs from the challenge's issue time: a session lifetime shorter than
+        // the challenge's age would mint a token that is dead on arrival.
+        guard now < minted.token.expiresAt else {
+            metrics.sessionRejected(ChallengeRejection.expired.code)
+            return APIResponse(error: .challenge(.expired))
+        }
         var writer = JSONWriter(capacity: 200)
         writer.beginObject()
         writer.field("token", minted.encoded)

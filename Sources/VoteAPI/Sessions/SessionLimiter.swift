@@ -5,8 +5,9 @@ import VoteShared
 ///
 /// Sessions are spread over shards by id so event loops rarely meet on one lock. When a
 /// shard is full, expired sessions are dropped first, then the least recently seen.
-/// Counters live per process: they restart with the API, and each API instance keeps
-/// its own (the budget is then per instance).
+/// Counters live per process and restart with it. With several API instances, nginx sends
+/// every vote of a session to one instance (a consistent hash of the session id, see
+/// nginx/README.md), so that instance's counters are the session's fleet-wide counters.
 final class SessionLimiter: Sendable {
     enum Decision: Equatable {
         case allowed(remaining: UInt32)

@@ -78,6 +78,19 @@ public struct Challenge: Sendable, Equatable {
         return challenge
     }
 
+    /// The id of the session this challenge buys: the first 16 bytes of HMAC-SHA256, under
+    /// the challenge's own key, of a tag (`0x53` "S", v1) and the challenge's 67 bytes. The
+    /// tag keeps it apart from every other MAC made with that key (challenges start with
+    /// `0x43`, tokens with `0x54`, network hashes with `0x4E`). `nil` when the keyring does
+    /// not hold the challenge's key.
+    public func sessionID(keyring: TokenKeyring) -> VoteID? {
+        guard let key = keyring.key(id: keyID) else { return nil }
+        var input: [UInt8] = [0x53, 0x01]
+        input.append(contentsOf: bytes)
+        let mac = Array(HMAC<SHA256>.authenticationCode(for: input, using: key))
+        return VoteID(high: mac.readBigEndian(UInt64.self, at: 0), low: mac.readBigEndian(UInt64.self, at: 8))
+    }
+
     /// Whether SHA-256(bytes ‖ counter) has `difficulty` leading zero bits.
     public func isSolved(by counter: UInt64) -> Bool {
         ProofOfWork.leadingZeroBits(ProofOfWork.digest(bytes, counter)) >= difficulty

@@ -21,7 +21,7 @@ public enum TokenRejection: String, Error, Sendable {
 /// | --- | --- |
 /// | 0 | kind and version: `0x54` ("T", v1) |
 /// | 1 | key id |
-/// | 2–17 | random session id |
+/// | 2–17 | session id: a keyed hash of the challenge that bought the session |
 /// | 18–25 | issued at (seconds since 1970) |
 /// | 26–33 | expires at (seconds since 1970) |
 /// | 34–37 | vote budget |
@@ -42,12 +42,31 @@ public struct SessionToken: Sendable, Equatable {
     public var budget: UInt32
     var networkHash: UInt64
 
-    /// Mints a token for a client on `network`, signed with the keyring's current key.
+    /// Mints the session that a solved `challenge` buys for a client on `network`, signed
+    /// with the keyring's current key.
+    ///
+    /// Nothing in it is random: the session id is a keyed hash of the challenge (under the
+    /// challenge's own key) and the token's times start at the challenge's issue time, so
+    /// every API instance with the same keys and settings that redeems the same challenge
+    /// mints the same bytes for the same network, and the same session id for any network.
+    /// A solved challenge is one session, and one budget, across the fleet. `nil` when the
+    /// keyring does not hold the challenge's key (`Challenge.verify` already refused it then).
+    public static func mint(redeeming challenge: Challenge, keyring: TokenKeyring, network: ClientNetwork, lifetimeSeconds: Int64, budget: UInt32) -> (token: SessionToken, encoded: String)? {
+        guard let sessionID = challenge.sessionID(keyring: keyring) else { return nil }
+        return mint(keyring: keyring, sessionID: sessionID, network: network, issuedAt: challenge.issuedAt, lifetimeSeconds: lifetimeSeconds, budget: budget)
+    }
+
+    /// Mints a token with a random session id for a client on `network` (tests and tools:
+    /// the API mints with `mint(redeeming:…)`).
     public static func mint(keyring: TokenKeyring, network: ClientNetwork, now: Int64, lifetimeSeconds: Int64, budget: UInt32) -> (token: SessionToken, encoded: String) {
+        mint(keyring: keyring, sessionID: .random(), network: network, issuedAt: now, lifetimeSeconds: lifetimeSeconds, budget: budget)
+    }
+
+    private static func mint(keyring: TokenKeyring, sessionID: VoteID, network: ClientNetwork, issuedAt: Int64, lifetimeSeconds: Int64, budget: UInt32) -> (token: SessionToken, encoded: String) {
         let key = keyring.signingKey
         let token = SessionToken(
-            keyID: keyring.signingKeyID, sessionID: .random(), issuedAt: now,
-            expiresAt: now + lifetimeSeconds, budget: budget, networkHash: network.hash(using: key)
+            keyID: keyring.signingKeyID, sessionID: sessionID, issuedAt: issuedAt,
+            expiresAt: issuedAt + lifetimeSeconds, budget: budget, networkHash: network.hash(using: key)
         )
         var bytes = token.body
         bytes.append(contentsOf: HMAC<SHA256>.authenticationCode(for: bytes, using: key))
