@@ -14,7 +14,8 @@ RATE=1000
 CONNECTIONS=64
 MAX_CONNECTIONS=512
 TOKENS=256
-MODES="paced-nginx paced-direct max-nginx max-direct"
+MODES="paced-nginx paced-direct open1000-nginx open1000-direct open10000-nginx open10000-direct max-nginx max-direct"
+OPEN_MAX_CONNECTIONS=256
 CEILINGS=1
 API_PORT=18180
 WEB_PORT=18100
@@ -151,21 +152,58 @@ json_field() {
   sed -E "s/.*\"$2\":([0-9]+).*/\1/" <<<"$1"
 }
 
-# run_mode NAME: one wrk run; appends a table row to $ROWS.
+# run_load MODE URL CONNS PAUSE: runs the mode's load generator and prints one line:
+# "202s-measured 202s-overall requests seconds p50_us p99_us p999_us service_p99_us generator-CPU%".
+run_load() {
+  local mode="$1" url="$2" conns="$3" pause="$4" rate=0 output result
+  if [[ "$mode" == open* ]]; then
+    rate="${mode#open}"; rate="${rate%%-*}"
+    # Open loop: requests leave on schedule, latency counted from the schedule (paredao-load).
+    output="$("$BIN/paredao-load" --url "${url%/}" --rate "$rate" --duration "$DURATION" --warmup 2 \
+      --connections "$CONNECTIONS" --max-connections "$OPEN_MAX_CONNECTIONS" --tokens "$BENCH/tokens.txt" 2>&1; times)"
+    echo "$output" >"$BENCH/load-$mode.txt"
+    result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
+    local seconds
+    seconds="$(sed -E 's/.*"seconds":([0-9.]+).*/\1/' <<<"$result")"
+    echo "$(json_field "$result" accepted) $(json_field "$result" accepted_overall) $(json_field "$result" scheduled) $seconds" \
+      "$(json_field "$result" p50_us) $(json_field "$result" p99_us) $(json_field "$result" p999_us) $(json_field "$result" service_p99_us)" \
+      "$(generator_cpu "$output" $((DURATION + 2)))"
+    return 0
+  fi
+  [[ "$mode" == paced-* ]] && rate=$RATE
+  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$conns \
+    PAREDAO_BENCH_PAUSE_MS="$pause" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1; times)"
+  echo "$output" >"$BENCH/wrk-$mode.txt"
+  result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
+  local ok202 seconds
+  ok202="$(json_field "$result" accepted)"
+  [[ "$ok202" =~ ^[0-9]+$ ]] || ok202=0
+  seconds=$(awk -v us="$(json_field "$result" duration_us)" 'BEGIN{printf "%.2f", us/1e6}')
+  echo "$ok202 $ok202 $(json_field "$result" requests) $seconds $(json_field "$result" p50_us) $(json_field "$result" p99_us)" \
+    "$(json_field "$result" p999_us) - $(generator_cpu "$output" "$DURATION")"
+}
+
+# generator_cpu OUTPUT SECONDS: the load generator's CPU (% of a core), from the last line of
+# OUTPUT (what `times` printed: the CPU time of the subshell's children).
+generator_cpu() {
+  tail -n1 <<<"$1" | awk -v d="$2" '{
+    n = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); n += p[1] * 60 + p[2] }
+    printf "%d", 100 * n / d }'
+}
+
+# run_mode NAME: one load run; appends a row to $ROWS and one to $CPU_ROWS.
 run_mode() {
-  local mode="$1" url rate=0 target threads=1
+  local mode="$1" url target
   case "$mode" in
     *-nginx) url="http://127.0.0.1:$WEB_PORT/" ; target="nginx → API" ;;
     *-direct) url="http://127.0.0.1:$API_PORT/" ; target="API direct" ;;
   esac
-  [[ "$mode" == paced-* ]] && rate=$RATE
   # Paced runs use fewer connections (each pauses between votes); max runs need more,
   # because every vote waits for the broker's confirm (throughput = connections / latency).
-  local conns=$CONNECTIONS
-  ((rate > 0)) || conns=$MAX_CONNECTIONS
-  local pause=""
-  if ((rate > 0)); then
-    pause="$(calibrate_pause "$url" "$rate")"
+  local conns=$CONNECTIONS pause=""
+  [[ "$mode" == max-* ]] && conns=$MAX_CONNECTIONS
+  if [[ "$mode" == paced-* ]]; then
+    pause="$(calibrate_pause "$url" "$RATE")"
     wait_drained >/dev/null || true
   fi
   local before_accepted before_stored
@@ -174,46 +212,75 @@ run_mode() {
   local cpu_api0 cpu_consumer0 cpu_broker0 cpu_nginx0
   cpu_api0=$(cpu_ticks "$API_PID"); cpu_consumer0=$(cpu_ticks "$CONSUMER_PID")
   cpu_broker0=$(cpu_ticks_of beam_pid); cpu_nginx0=$(cpu_ticks_of nginx_pids "$BENCH/nginx")
-  log "$mode: wrk -t$threads -c$conns -d${DURATION}s ($([[ $rate == 0 ]] && echo "max" || echo "$rate votes/s, pause ${pause} ms per connection"))"
-  local output result
-  output="$(PAREDAO_BENCH_TOKENS="$BENCH/tokens.txt" PAREDAO_BENCH_RATE=$rate PAREDAO_BENCH_CONNECTIONS=$conns \
-    PAREDAO_BENCH_PAUSE_MS="$pause" wrk -t$threads -c"$conns" -d"${DURATION}s" --timeout 10s --latency -s "$ROOT/bench/votes.lua" "$url" 2>&1; times)"
-  echo "$output" >"$BENCH/wrk-$mode.txt"
-  # The last line `times` printed is the CPU time of the subshell's children: wrk.
-  local cpu_wrk
-  cpu_wrk=$(tail -n1 <<<"$output" | awk -v d="$DURATION" '{
-    n = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); n += p[1] * 60 + p[2] }
-    printf "%d", 100 * n / d }')
-  result="$(grep '^RESULT ' <<<"$output" | sed 's/^RESULT //')"
-  local ticks_per_s seconds
-  ticks_per_s=$(getconf CLK_TCK)
-  local cpu_api cpu_consumer cpu_broker cpu_nginx
-  cpu_api=$(( ($(cpu_ticks "$API_PID") - cpu_api0) * 100 / ticks_per_s / DURATION ))
-  cpu_consumer=$(( ($(cpu_ticks "$CONSUMER_PID") - cpu_consumer0) * 100 / ticks_per_s / DURATION ))
-  cpu_broker=$(( ($(cpu_ticks_of beam_pid) - cpu_broker0) * 100 / ticks_per_s / DURATION ))
-  cpu_nginx=$(( ($(cpu_ticks_of nginx_pids "$BENCH/nginx") - cpu_nginx0) * 100 / ticks_per_s / DURATION ))
-  local drained stored_delta accepted_delta ok202 requests
+  local started=$SECONDS
+  case "$mode" in
+    paced-*) log "$mode: wrk -t1 -c$conns -d${DURATION}s ($RATE votes/s, pause ${pause} ms per connection)" ;;
+    max-*) log "$mode: wrk -t1 -c$conns -d${DURATION}s (as fast as it goes)" ;;
+    open*) log "$mode: paredao-load open loop, ${mode#open} votes/s scheduled, ${DURATION}s (+2 s warm-up), up to $OPEN_MAX_CONNECTIONS connections" ;;
+  esac
+  local ok202 all202 requests seconds p50 p99 p999 service99 cpu_gen
+  read -r ok202 all202 requests seconds p50 p99 p999 service99 cpu_gen < <(run_load "$mode" "$url" "$conns" "$pause")
+  local elapsed=$((SECONDS - started))
+  ((elapsed > 0)) || elapsed=1
+  local d_api d_consumer d_broker d_nginx
+  d_api=$(( $(cpu_ticks "$API_PID") - cpu_api0 ))
+  d_consumer=$(( $(cpu_ticks "$CONSUMER_PID") - cpu_consumer0 ))
+  d_broker=$(( $(cpu_ticks_of beam_pid) - cpu_broker0 ))
+  d_nginx=$(( $(cpu_ticks_of nginx_pids "$BENCH/nginx") - cpu_nginx0 ))
+  local drained stored_after stored_delta accepted_delta
   drained="ok"
   stored_after="$(wait_drained)" || drained="NOT DRAINED"
   accepted_delta=$(( $(api_accepted) - before_accepted ))
   stored_delta=$(( stored_after - before_stored ))
-  ok202="$(json_field "$result" accepted)"
-  [[ "$ok202" =~ ^[0-9]+$ ]] || ok202=0
-  requests="$(json_field "$result" requests)"
-  seconds=$(awk -v us="$(json_field "$result" duration_us)" 'BEGIN{printf "%.2f", us/1e6}')
   local rps verdict
-  rps=$(awk -v n="$ok202" -v s="$seconds" 'BEGIN{printf "%d", n/s}')
+  rps=$(awk -v n="$ok202" -v s="$seconds" 'BEGIN{ if (s > 0) printf "%d", n/s; else print 0 }')
   # wrk abandons requests still in flight when time is up, so the API may have accepted
-  # up to one per connection more than wrk saw answered.
-  if [[ "$drained" == ok && "$stored_delta" == "$accepted_delta" && $accepted_delta -ge $ok202 && $accepted_delta -le $((ok202 + conns)) ]]; then
-    verdict="ok (stored $stored_delta = accepted $accepted_delta; wrk saw $ok202 × 202)"
+  # up to one per connection more than the generator saw answered.
+  local slack=$conns
+  [[ "$mode" == open* ]] && slack=$OPEN_MAX_CONNECTIONS
+  if [[ "$drained" == ok && "$stored_delta" == "$accepted_delta" && $accepted_delta -ge $all202 && $accepted_delta -le $((all202 + slack)) ]]; then
+    verdict="ok (stored $stored_delta = accepted $accepted_delta; load saw $all202 × 202)"
   else
-    verdict="FAILED (stored $stored_delta, API accepted $accepted_delta, wrk 202s $ok202, $drained)"
+    verdict="FAILED (stored $stored_delta, API accepted $accepted_delta, load 202s $all202, $drained)"
     FAILED=$((FAILED + 1))
   fi
-  local non202=$((requests - ok202))
-  ROWS+=("| $mode | $target | $rps | $(us_ms "$(json_field "$result" p50_us)") | $(us_ms "$(json_field "$result" p99_us)") | $(us_ms "$(json_field "$result" p999_us)") | $non202 | $cpu_api% | $cpu_consumer% | $cpu_broker% | $cpu_nginx% | $cpu_wrk% | $verdict |")
+  local non202=$((requests - ok202)) latency
+  latency="$(us_ms "$p50") | $(us_ms "$p99") | $(us_ms "$p999")"
+  if [[ "$service99" == - ]]; then service99=""; else service99="$(us_ms "$service99")"; fi
+  ROWS+=("| $mode | $target | $rps | $latency | $service99 | $non202 | $(percent_of_core "$d_api" "$elapsed")% | $(percent_of_core "$d_consumer" "$elapsed")% | $(percent_of_core "$d_broker" "$elapsed")% | $(percent_of_core "$d_nginx" "$elapsed")% | $cpu_gen% | $verdict |")
+  CPU_ROWS+=("| $mode | $rps | $(per_vote "$d_api" "$accepted_delta") | $(per_vote "$d_consumer" "$accepted_delta") | $(per_vote "$d_broker" "$accepted_delta") | $(per_vote "$d_nginx" "$accepted_delta") | $(per_vote $((d_api + d_consumer + d_broker + d_nginx)) "$accepted_delta") |")
   RPS["$mode"]=$rps
+}
+
+# percent_of_core TICKS SECONDS: CPU ticks as a percentage of one core over SECONDS.
+percent_of_core() {
+  echo $(( $1 * 100 / $(getconf CLK_TCK) / $2 ))
+}
+
+# fsync_probe FILE: this disk's fdatasync latency (500 × 4 KiB appended, each synced): the
+# floor under every confirmed publish (RabbitMQ syncs its write-ahead log before confirming).
+fsync_probe() {
+  python3 - "$1" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+samples = []
+try:
+    for _ in range(500):
+        os.write(fd, b"x" * 4096)
+        started = time.perf_counter()
+        os.fdatasync(fd)
+        samples.append((time.perf_counter() - started) * 1000)
+finally:
+    os.close(fd)
+    os.unlink(sys.argv[1])
+samples.sort()
+print(f"fdatasync of 4 KiB on this disk: p50 {samples[250]:.2f} ms, p99 {samples[494]:.2f} ms, max {samples[-1]:.2f} ms (500 samples)")
+PY
+}
+
+# per_vote TICKS VOTES: CPU microseconds per vote.
+per_vote() {
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN{ if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
 }
 
 # calibrate_pause URL RATE: each connection sends, waits for the answer, then pauses, so
@@ -292,9 +359,22 @@ report() {
     echo
     echo "wrk -t1, paced runs -c$CONNECTIONS, max runs and ceilings -c$MAX_CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised."
     echo
-    echo "| mode | path | votes/s (202) | p50 | p99 | p99.9 | non-202 | CPU API | CPU consumer | CPU broker | CPU nginx | CPU wrk | stored = accepted |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "Latency: paced-*/max-* as wrk measures it (from each request's send: closed loop);"
+    echo "open*-* from each request's scheduled time (paredao-load, HdrHistogram; \"service p99\" is the same run from the send)."
+    echo
+    echo "| mode | path | votes/s (202) | p50 | p99 | p99.9 | service p99 | non-202 | CPU API | CPU consumer | CPU broker | CPU nginx | CPU load | stored = accepted |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "CPU microseconds per accepted vote (user + system, over the run):"
+    echo
+    echo "| mode | votes/s | VoteAPI | VoteConsumer | RabbitMQ | nginx | all four |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${CPU_ROWS[@]}"
+    if [[ -n "$FSYNC" ]]; then
+      echo
+      echo "The floor under a confirmed vote: $FSYNC."
+    fi
     if ((CEILINGS)); then
       echo
       echo "| ceiling (same run) | req/s | p99 |"
@@ -331,9 +411,13 @@ main() {
   BIN="$(swift build -c release --show-bin-path)"
   declare -gA RPS=()
   ROWS=()
+  CPU_ROWS=()
+  FSYNC=""
   trap cleanup EXIT
   start_stack
   local mode
+  FSYNC="$(fsync_probe "$BENCH/fsync-probe")"
+  log "$FSYNC"
   for mode in $MODES; do run_mode "$mode"; done
   if ((CEILINGS)); then measure_ceilings; fi
   report

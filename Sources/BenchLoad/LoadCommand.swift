@@ -26,7 +26,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "seconds measured (after the warm-up)") var duration: Int = 30
     @Option(help: "seconds sent but not measured, first") var warmup: Int = 2
     @Option(help: "keep-alive connections opened before the start") var connections: Int = 64
-    @Option(help: "most connections at once (more open only while all are busy)") var maxConnections: Int = 1024
+    @Option(help: "most connections at once (more open only while all are busy)") var maxConnections: Int = 256
     @Option(help: "file of session tokens, one per line (paredao-token)") var tokens: String
     @Option(help: "participant ids, comma-separated, used in turn") var participants: String = "aline,diego,camila"
     @Option(help: "request path") var path: String = "/api/v1/votes"
@@ -81,7 +81,7 @@ struct LoadCommand: AsyncParsableCommand {
         ]
         let json = """
             {"rate":\(rate),"seconds":\(String(format: "%.3f", result.measuredSeconds)),"scheduled":\(result.scheduled),"answered":\(result.completed),\
-            "accepted":\(accepted),"errors":\(result.errors),"unanswered":\(result.unanswered),"connections":\(result.connectionsOpened),\
+            "accepted":\(accepted),"accepted_overall":\(result.acceptedOverall),"errors":\(result.errors),"unanswered":\(result.unanswered),"connections":\(result.connectionsOpened),\
             "p50_us":\(result.fromSchedule.valueAtPercentile(50)),"p90_us":\(result.fromSchedule.valueAtPercentile(90)),\
             "p99_us":\(result.fromSchedule.valueAtPercentile(99)),"p999_us":\(result.fromSchedule.valueAtPercentile(99.9)),"max_us":\(result.fromSchedule.max),\
             "service_p50_us":\(result.service.valueAtPercentile(50)),"service_p99_us":\(result.service.valueAtPercentile(99)),"service_p999_us":\(result.service.valueAtPercentile(99.9))}

@@ -31,6 +31,8 @@ struct OpenLoopResult: Sendable {
     var unanswered: Int
     var connectionsOpened: Int
     var measuredSeconds: Double
+    /// 202s over the whole run, warm-up included (to compare with the API's own count).
+    var acceptedOverall: Int
 }
 
 /// An open-loop HTTP/1.1 load: request *k* is due at `start + k / rate` and leaves on the
@@ -55,6 +57,9 @@ final class OpenLoopRun {
     private var result: OpenLoopResult
     private var requests: [(head: HTTPRequestHead, body: ByteBuffer)] = []
     private var requestIndex = 0
+    private var allSent = false
+    private var outstanding = 0
+    private var isFinished = false
     private let finished: EventLoopPromise<OpenLoopResult>
 
     init(plan: OpenLoopPlan, loop: any EventLoop) {
@@ -64,7 +69,8 @@ final class OpenLoopRun {
         result = OpenLoopResult(
             fromSchedule: Histogram(highestTrackableValue: highest, numberOfSignificantValueDigits: .three),
             service: Histogram(highestTrackableValue: highest, numberOfSignificantValueDigits: .three),
-            scheduled: 0, completed: 0, statuses: [:], errors: 0, unanswered: 0, connectionsOpened: 0, measuredSeconds: 0
+            scheduled: 0, completed: 0, statuses: [:], errors: 0, unanswered: 0, connectionsOpened: 0, measuredSeconds: 0,
+            acceptedOverall: 0
         )
         finished = loop.makePromise()
         let allocator = ByteBufferAllocator()
@@ -110,7 +116,9 @@ final class OpenLoopRun {
         if due(next) < end {
             loop.scheduleTask(deadline: due(next)) { self.tick() }
         } else {
+            allSent = true
             loop.scheduleTask(in: .seconds(10)) { self.finish() }
+            finishIfAnswered()
         }
     }
 
@@ -126,7 +134,12 @@ final class OpenLoopRun {
         }
     }
 
+    private func finishIfAnswered() {
+        if allSent, outstanding == 0, backlogStart == backlog.count { finish() }
+    }
+
     private func send(on connection: Connection, scheduledAt scheduled: NIODeadline) {
+        outstanding += 1
         let request = requests[requestIndex]
         requestIndex = (requestIndex + 1) % requests.count
         connection.send(head: request.head, body: request.body, scheduledAt: scheduled)
@@ -163,6 +176,8 @@ final class OpenLoopRun {
 
     fileprivate func answered(_ connection: Connection, status: UInt, scheduledAt scheduled: NIODeadline, sentAt sent: NIODeadline) {
         let now = NIODeadline.now()
+        outstanding -= 1
+        if status == 202 { result.acceptedOverall += 1 }
         if scheduled >= measureFrom && scheduled < end {
             result.completed += 1
             result.statuses[status, default: 0] += 1
@@ -170,14 +185,19 @@ final class OpenLoopRun {
             result.service.record(Self.micros(now - sent))
         }
         if connection.isOpen { becameIdle(connection) }
+        finishIfAnswered()
     }
 
     fileprivate func failed(_ connection: Connection, scheduledAt scheduled: NIODeadline?) {
         open -= 1
         idle.removeAll { $0 === connection }
-        if let scheduled, scheduled >= measureFrom, scheduled < end { result.errors += 1 }
+        if let scheduled {
+            outstanding -= 1
+            if scheduled >= measureFrom, scheduled < end { result.errors += 1 }
+        }
         // Replace the lost connection while requests are still due.
         if due(next) < end, open + opening < plan.connections { connect() }
+        finishIfAnswered()
     }
 
     private func becameIdle(_ connection: Connection) {
@@ -195,6 +215,8 @@ final class OpenLoopRun {
     }
 
     private func finish() {
+        guard !isFinished else { return }
+        isFinished = true
         let measured = Double((min(NIODeadline.now(), end) - measureFrom).nanoseconds) / 1e9
         result.measuredSeconds = measured
         result.unanswered = result.scheduled - result.completed - result.errors
