@@ -341,6 +341,26 @@ struct PublisherStateMachineTests {
         #expect(machine.tick(now: t0 + .seconds(5)) == .connect(broker: 1), "a node that stopped confirming is left")
     }
 
+    @Test func aNackFailsEveryUnconfirmedVoteAndMovesToTheNextNodeAfterTheInitialBackoff() {
+        var machine = connectedMachine(cluster)
+        _ = machine.jobsArrived(jobs(1...3), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.nacked(tag: 1, multiple: false, now: t0) == .reconnect(after: .milliseconds(100), failing: [1, 2, 3], error: .rejected))
+        #expect(!machine.isConnected)
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(100), mailbox: true))
+        #expect(machine.tick(now: t0 + .milliseconds(100)) == .connect(broker: 1))
+    }
+
+    @Test func withOneBrokerANackFailsOnlyItsVotesAndTheConnectionStays() {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        _ = machine.jobsArrived(jobs(1...2), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.nacked(tag: 1, multiple: false, now: t0) == .fail([1], .rejected))
+        #expect(machine.isConnected)
+    }
+
     @Test func oneBrokerIsAlwaysTheSameAndNeverAFailover() {
         var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
         for _ in 0..<3 {

@@ -27,9 +27,9 @@ import VoteShared
 ///   it carried and reconnects at once; a failed connect retries after a backoff that doubles
 ///   from `initialBackoff` up to `maximumBackoff`.
 /// - With several brokers (the nodes of a cluster), a connect goes to the broker of the last
-///   connection; a failed connect, a lost connection and a confirm time-out move to the next
-///   broker, round robin (`BrokerRotation`); a connection that opens on another broker than
-///   the one before is reported as a failover.
+///   connection; a failed connect, a lost connection, a confirm time-out and a nack move to
+///   the next broker, round robin (`BrokerRotation`); a connection that opens on another
+///   broker than the one before is reported as a failover.
 /// - A stop fails every vote not yet confirmed with `unavailable`, then finishes.
 ///
 /// `Ticket` is what the thread completes for each vote (an event-loop promise; anything
@@ -178,10 +178,18 @@ struct PublisherStateMachine<Ticket> {
         return settled.tickets.isEmpty ? .none : .succeed(settled)
     }
 
-    /// The broker nacked `tag` (and every earlier one when `multiple`).
+    /// The broker nacked `tag` (and every earlier one when `multiple`). With several brokers
+    /// the connection goes too, and the next node is tried after the initial backoff: a
+    /// RabbitMQ 3.10 channel that began publishing to a quorum queue while its leader was
+    /// down keeps asking the dead leader, and nacks every publish until that node is back.
     mutating func nacked(tag: UInt64, multiple: Bool, now: ContinuousClock.Instant) -> Action {
         let settled = settle(upTo: tag, multiple: multiple)
-        return settled.tickets.isEmpty ? .none : .fail(settled.tickets, .rejected)
+        guard !settled.tickets.isEmpty else { return .none }
+        guard settings.brokers > 1, isConnected else { return .fail(settled.tickets, .rejected) }
+        connection = .down(retryAt: now + settings.initialBackoff)
+        blocked = false
+        rotation.failed()
+        return .reconnect(after: settings.initialBackoff, failing: settled.tickets + takeUnsettled(), error: .rejected)
     }
 
     /// The broker returned `tag` as unroutable (its ack comes next).

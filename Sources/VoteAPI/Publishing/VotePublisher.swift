@@ -152,6 +152,10 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                     publisher.reconnects.increment()
                     publisher.logger.warning("Broker confirm timed out; reconnecting", metadata: ["votes": "\(failing.count)"])
                 }
+                if error == .rejected {
+                    publisher.reconnects.increment()
+                    publisher.logger.warning("Broker rejected votes; reconnecting to the next node", metadata: ["votes": "\(failing.count)"])
+                }
                 closeConnection()
                 Self.complete(failing, with: .failure(error))
             case .wait(let deadline, let mailbox):
