@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults]
+Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults|cluster]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -31,6 +31,10 @@ Runs, in order:
               a stack under supervisord, ~300 ballot-like votes/s through nginx while
               processes are killed, the broker stopped or blocked, the store locked, the
               consumer slowed and poison messages published; every 202 counted once
+  cluster     the cluster failover suite (Tests/cluster/run.sh --help): a 3-node RabbitMQ
+              cluster (ports 5710/5720/5730), VoteConsumer and VoteAPI given the three
+              nodes, ~300 ballot-like votes/s while the vote queue's leader gets SIGKILL
+              and comes back; every 202 counted once, 503s for at most a few seconds
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -116,6 +120,13 @@ run_monitoring() {
   record monitoring "$status"
 }
 
+run_cluster() {
+  log "cluster failover suite (3-node RabbitMQ cluster, SIGKILL of the queue leader)"
+  local status=0
+  bash "$ROOT/Tests/cluster/run.sh" || status=$?
+  record "cluster failover" "$status"
+}
+
 run_faults() {
   log "fault suite (own broker, supervised stack, load through nginx)"
   local status=0
@@ -133,9 +144,9 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  # The fault suite runs its own broker (port 5712), the fuzzers need none: alone, they
+  # The fault and cluster suites run their own brokers, the fuzzers need none: alone, they
   # need no test broker.
-  if [[ "$only" != faults && "$only" != fuzz ]]; then
+  if [[ "$only" != faults && "$only" != fuzz && "$only" != cluster ]]; then
     start_broker
     trap stop_broker EXIT
   fi
@@ -154,6 +165,7 @@ main() {
     record "API contract" "$status"
   fi
   if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
+  if [[ -z "$only" || "$only" == cluster ]]; then run_cluster; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"
