@@ -57,12 +57,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // What every long-running process shares: settings (flags and environment), JSON
-        // logs, the /metrics listener and the service group that owns the signals.
+        // What every long-running process shares: settings (flags and environment, the
+        // broker list among them), JSON logs, the /metrics listener, the service group that
+        // owns the signals, and which broker of a cluster to connect to next.
         .target(
             name: "ServiceSupport",
             dependencies: [
-                "VoteShared", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser,
+                "VoteShared", "RabbitMQ", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -104,7 +105,7 @@ let package = Package(
         ),
 
         .testTarget(name: "VoteSharedTests", dependencies: ["VoteShared"], swiftSettings: swiftSettings),
-        .testTarget(name: "ServiceSupportTests", dependencies: ["ServiceSupport", logging, serviceLifecycle], swiftSettings: swiftSettings),
+        .testTarget(name: "ServiceSupportTests", dependencies: ["ServiceSupport", "RabbitMQ", logging, serviceLifecycle], swiftSettings: swiftSettings),
         .testTarget(name: "VoteStoreTests", dependencies: ["VoteStore", "VoteShared", "MongoDB"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VoteAPITests",

@@ -9,6 +9,8 @@ LOG="$VAR/log"
 API_PORT="${PAREDAO_API_PORT:-8080}"
 WEB_PORT="${PAREDAO_WEB_PORT:-8000}"
 SUPERVISOR_METRICS="${PAREDAO_SUPERVISOR_METRICS:-127.0.0.1:9103}"
+BROKER_NODES="${PAREDAO_BROKER_NODES:-1}"
+CLUSTER_DIR="${PAREDAO_CLUSTER_DIR:-$VAR/rabbitmq-cluster}"
 # shellcheck source=SCRIPTDIR/scripts/lib/stack.sh
 source "$ROOT/scripts/lib/stack.sh"
 # shellcheck source=SCRIPTDIR/scripts/lib/supervise.sh
@@ -36,6 +38,10 @@ Environment: every PAREDAO_* setting of VoteAPI and VoteConsumer (see
   PAREDAO_BUILD        release (default) or debug: which binaries up/test use
   PAREDAO_WEB_PORT     nginx port (default 8000)
   PAREDAO_SUPERVISOR_METRICS  where the restart metrics are served (default 127.0.0.1:9103)
+  PAREDAO_BROKER_NODES 1 (default): one RabbitMQ node (scripts/rabbitmq.sh, port 5672);
+                       3 (2–9): a cluster of that many nodes (scripts/rabbitmq-cluster.sh,
+                       ports 5710, 5720, …; data in var/rabbitmq-cluster) and the services
+                       get every node in PAREDAO_AMQP_URL (unless it is set) and fail over
 TXT
 }
 
@@ -59,7 +65,7 @@ ensure_built() {
 up() {
   "$ROOT/scripts/make-secrets.sh" >/dev/null
   ensure_built
-  "$ROOT/scripts/rabbitmq.sh" start
+  start_broker
   # supervisord's PID and socket in var/run/, logs in var/log/, nginx in var/nginx/.
   "$ROOT/nginx/make-htpasswd.sh" produtor "$VAR/secrets/panel-password" "$VAR/nginx/htpasswd" >/dev/null
   supervise_write_conf --dir "$VAR" --bin "$BIN" --api-port "$API_PORT" --web-port "$WEB_PORT" \
@@ -82,17 +88,47 @@ Paredão is up.
 TXT
 }
 
+# start_broker: one node, or with PAREDAO_BROKER_NODES > 1 a cluster whose nodes the
+# services (which inherit supervisord's environment) get as their broker list.
+start_broker() {
+  if [[ ! "$BROKER_NODES" =~ ^[1-9]$ ]]; then
+    echo "PAREDAO_BROKER_NODES must be 1–9, not '$BROKER_NODES'" >&2
+    return 2
+  fi
+  if ((BROKER_NODES == 1)); then
+    "$ROOT/scripts/rabbitmq.sh" start
+    return
+  fi
+  PAREDAO_CLUSTER_NODES="$BROKER_NODES" PAREDAO_CLUSTER_DIR="$CLUSTER_DIR" "$ROOT/scripts/rabbitmq-cluster.sh" start
+  if [[ -z "${PAREDAO_AMQP_URL:-}" ]]; then
+    PAREDAO_AMQP_URL="$(PAREDAO_CLUSTER_NODES="$BROKER_NODES" PAREDAO_CLUSTER_DIR="$CLUSTER_DIR" "$ROOT/scripts/rabbitmq-cluster.sh" addresses)"
+    export PAREDAO_AMQP_URL
+  fi
+}
+
+# cluster_count: how many nodes the cluster in CLUSTER_DIR has (0: none was made).
+cluster_count() {
+  local nodes=("$CLUSTER_DIR"/node[1-9])
+  [[ -d "${nodes[0]}" ]] && echo "${#nodes[@]}" || echo 0
+}
+
 stop_all() {
   if [[ -x "$ROOT/monitoring/monitoring.sh" ]]; then "$ROOT/monitoring/monitoring.sh" stop -q >/dev/null 2>&1 || true; fi
   supervise_stop "$VAR"
   # A stack started by an older run.sh (PID files in var/run/) goes too.
   stack_stop "$VAR" 2>/dev/null
   "$ROOT/scripts/rabbitmq.sh" stop
+  local nodes
+  nodes="$(cluster_count)"
+  if ((nodes > 0)); then PAREDAO_CLUSTER_NODES="$nodes" PAREDAO_CLUSTER_DIR="$CLUSTER_DIR" "$ROOT/scripts/rabbitmq-cluster.sh" stop; fi
 }
 
 status() {
   supervise_status "$VAR"
   if "$ROOT/scripts/rabbitmq.sh" status; then echo "rabbitmq: running"; else echo "rabbitmq: stopped"; fi
+  local nodes
+  nodes="$(cluster_count)"
+  if ((nodes > 0)); then PAREDAO_CLUSTER_NODES="$nodes" PAREDAO_CLUSTER_DIR="$CLUSTER_DIR" "$ROOT/scripts/rabbitmq-cluster.sh" status || true; fi
 }
 
 foreground() {

@@ -9,7 +9,7 @@ source "$ROOT/scripts/lib/proc.sh"
 
 usage() {
   cat <<'TXT'
-Usage: scripts/rabbitmq.sh start|stop|status|wait|pause|resume|declare-queue NAME...|ctl ARGS...
+Usage: scripts/rabbitmq.sh start|stop|status|wait|pause|resume|declare-queue NAME...|ctl ARGS...|queues ARGS...
 
 Runs a RabbitMQ node as a plain process with its data under one folder.
   start    start the node in the background and wait until AMQP accepts; the node loads
@@ -26,6 +26,7 @@ Runs a RabbitMQ node as a plain process with its data under one folder.
            declare it; only the admin may create it (the consumer may not write to the
            default exchange, which a queue with a dead-letter exchange needs)
   ctl ...  run rabbitmqctl against this node
+  queues ...  run rabbitmq-queues against this node (quorum_status QUEUE, grow NODE all, …)
 
 Users (passwords in PAREDAO_SECRETS_DIR/rabbitmq-USER.password, made by make-secrets.sh):
   paredao-api       configure on the vote queues, write on amq.default, read nothing
@@ -90,6 +91,10 @@ CONF
 
 ctl() {
   "$RMQ_BIN/rabbitmqctl" -q "$@"
+}
+
+queues() {
+  "$RMQ_BIN/rabbitmq-queues" -q "$@"
 }
 
 # password_hash USER: the stored form of USER's password (rabbit_password_hashing_sha256:
@@ -255,6 +260,7 @@ main() {
     pause) setup_env; signal_node STOP ;;
     resume) setup_env; signal_node CONT ;;
     ctl) shift; setup_env; ctl "$@" ;;
+    queues) shift; setup_env; queues "$@" ;;
     *) echo "unknown command: $command" >&2; usage >&2; return 2 ;;
   esac
 }

@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults|fleet]
+Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults|fleet|cluster]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -39,6 +39,10 @@ Runs, in order:
               VoteAPIs behind nginx and two VoteConsumers on one queue and one SQLite file,
               ~400 votes/s; every 202 counted once, /total the same from both APIs, a
               session's budget and rate hold across the fleet, one API restarted under load
+  cluster     the cluster failover suite (Tests/cluster/run.sh --help): a 3-node RabbitMQ
+              cluster (ports 5710/5720/5730), VoteConsumer and VoteAPI given the three
+              nodes, ~300 ballot-like votes/s while the vote queue's leader gets SIGKILL
+              and comes back; every 202 counted once, 503s for at most a few seconds
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -131,6 +135,13 @@ run_monitoring() {
   record monitoring "$status"
 }
 
+run_cluster() {
+  log "cluster failover suite (3-node RabbitMQ cluster, SIGKILL of the queue leader)"
+  local status=0
+  bash "$ROOT/Tests/cluster/run.sh" || status=$?
+  record "cluster failover" "$status"
+}
+
 run_faults() {
   log "fault suite (own broker, supervised stack, load through nginx)"
   local status=0
@@ -155,9 +166,9 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  # The fault and fleet suites run their own brokers (ports 5712, 5762), the fuzzers need
-  # none: alone, they need no test broker.
-  if [[ "$only" != faults && "$only" != fuzz && "$only" != fleet ]]; then
+  # The fault, fleet and cluster suites run their own brokers (ports 5712, 5762, 5710-5730),
+  # the fuzzers need none: alone, they need no test broker.
+  if [[ "$only" != faults && "$only" != fuzz && "$only" != fleet && "$only" != cluster ]]; then
     start_broker
     trap stop_broker EXIT
   fi
@@ -178,6 +189,7 @@ main() {
   fi
   if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
   if [[ -z "$only" || "$only" == fleet ]]; then run_fleet; fi
+  if [[ -z "$only" || "$only" == cluster ]]; then run_cluster; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"

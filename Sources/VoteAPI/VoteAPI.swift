@@ -30,15 +30,10 @@ func buildAPIApplication(configuration: APIConfiguration, poll: Poll, publisher:
 
 /// Builds every part of VoteAPI from `configuration` and binds its listeners on `group`.
 func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, registry: PrometheusCollectorRegistry?) async throws -> VoteAPI {
-    guard var url = AMQPURL(configuration.common.amqpURL) else {
-        throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
-    }
-    if !url.hasCredentials {
-        url = url.withCredentials(user: configuration.common.amqpUser, password: try configuration.common.amqpPassword())
-    }
+    let urls = try configuration.common.brokerURLs()
     let poll = try Poll.load(from: configuration.common.pollFile)
     let publisher = VotePublisher(settings: .init(
-        url: url, queue: configuration.common.queue, deadLetterQueue: configuration.common.deadLetterQueue,
+        urls: urls, queue: configuration.common.queue, deadLetterQueue: configuration.common.deadLetterQueue,
         quorum: configuration.common.quorumQueue, maxQueued: configuration.maxQueuedVotes,
         machine: .init(
             maxVotesPerMessage: configuration.maxVotesPerMessage, maxInFlight: configuration.maxInFlightMessages,
@@ -67,7 +62,7 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
         Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
             "address": "\(configuration.host):\(port)",
             "metrics": "\(configuration.common.metricsHost):\(configuration.metricsPort)",
-            "poll": "\(poll.id)", "broker": "\(url)", "store": "\(configuration.store.kind.rawValue)",
+            "poll": "\(poll.id)", "broker": "\(urls.map(\.description).joined(separator: ","))", "store": "\(configuration.store.kind.rawValue)",
         ])
         return VoteAPI(application: application, services: services, port: port)
     } catch {

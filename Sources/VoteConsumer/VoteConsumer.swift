@@ -13,18 +13,21 @@ import VoteStore
 /// cannot be decoded are rejected without requeue, which dead-letters them.
 ///
 /// The batch rules are `BatchStateMachine`'s; `BatchDrainer` carries them out. This type
-/// owns the thread, the connection with its backoff, and the pruning of old vote ids.
+/// owns the thread, the connection with its backoff — and, given the nodes of a cluster,
+/// which node to connect to (`BrokerRotation`: the next one after a broker error) — and the
+/// pruning of old vote ids.
 final class VoteConsumer: BlockingWorker {
     private let configuration: ConsumerConfiguration
-    private let url: AMQPURL
+    private let urls: [AMQPURL]
     private let stop = StopRequest()
     private let logger: Logger
     private let metrics: ConsumerMetrics
     private let drainer: BatchDrainer
 
-    init(configuration: ConsumerConfiguration, url: AMQPURL, validator: VoteValidator) {
+    /// A consumer of the first broker of `urls` that moves to the next one when a broker fails.
+    init(configuration: ConsumerConfiguration, urls: [AMQPURL], validator: VoteValidator) {
         self.configuration = configuration
-        self.url = url
+        self.urls = urls
         let logger = Logger(label: "VoteConsumer")
         let metrics = ConsumerMetrics()
         self.logger = logger
@@ -46,6 +49,7 @@ final class VoteConsumer: BlockingWorker {
         var store: (any VoteStore)?
         var connection: AMQPConnection?
         var backoff: Duration = .milliseconds(100)
+        var rotation = BrokerRotation(count: urls.count)
         var lastPrune = ContinuousClock.now - .seconds(3600)
         while !isStopping {
             do {
@@ -61,8 +65,9 @@ final class VoteConsumer: BlockingWorker {
                     store = opened
                 }
                 if connection == nil {
-                    connection = try connect()
+                    connection = try connect(to: urls[rotation.current])
                     backoff = .milliseconds(100)
+                    if let failover = rotation.connected() { failedOver(failover) }
                 }
                 guard let store, let connection else { continue }
                 try drainer.drainOneBatch(from: AMQPDeliverySource(connection), into: store, isStopping: { isStopping })
@@ -73,7 +78,8 @@ final class VoteConsumer: BlockingWorker {
             } catch let error as AMQPError {
                 if connection != nil { metrics.brokerDown() }
                 connection = nil
-                logger.error("RabbitMQ connection failed", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
+                logger.error("RabbitMQ connection failed", metadata: ["broker": "\(urls[rotation.current])", "error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
+                rotation.failed()
                 sleep(backoff)
                 backoff = min(backoff * 2, .seconds(5))
             } catch {
@@ -89,7 +95,13 @@ final class VoteConsumer: BlockingWorker {
         logger.info("Consumer stopped")
     }
 
-    private func connect() throws(AMQPError) -> AMQPConnection {
+    private func failedOver(_ failover: BrokerRotation.Failover) {
+        let to = urls[failover.to]
+        metrics.failedOver(to: "\(to.host):\(to.port)")
+        logger.warning("Failed over to another RabbitMQ node", metadata: ["from": "\(urls[failover.from])", "to": "\(to)"])
+    }
+
+    private func connect(to url: AMQPURL) throws(AMQPError) -> AMQPConnection {
         let connection = try AMQPConnection(url: url, heartbeat: .seconds(configuration.common.amqpHeartbeatSeconds))
         let common = configuration.common
         try connection.declareQueue(common.deadLetterQueue, quorum: common.quorumQueue, deadLetterQueue: nil)
@@ -138,6 +150,10 @@ struct ConsumerMetrics: Sendable {
     /// A message sent to the dead-letter queue, by why (`undecodable`, `unknown_poll`, …).
     func deadLettered(reason: String) {
         Counter(label: "paredao_consumer_dead_lettered_total", dimensions: [("reason", reason)]).increment()
+    }
+    /// A connection opened on another cluster node than the one before (`host:port`).
+    func failedOver(to address: String) {
+        Counter(label: "paredao_amqp_failovers_total", dimensions: [("to", address)]).increment()
     }
     func brokerUp() { brokerGauge.record(1) }
     func brokerDown() { brokerGauge.record(0) }

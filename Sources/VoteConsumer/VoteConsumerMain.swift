@@ -13,14 +13,11 @@ enum VoteConsumerMain {
     static func main() async {
         let command = VoteConsumerCommand.parseOrExit()
         let configuration: ConsumerConfiguration
-        let url: AMQPURL
+        let urls: [AMQPURL]
         let poll: Poll
         do {
             configuration = try ConsumerConfiguration(command, environment: ProcessInfo.processInfo.environment)
-            guard let parsed = AMQPURL(configuration.common.amqpURL) else {
-                throw ConfigurationError(key: CommonSettings.amqpURL.key, message: "not an amqp:// URL: \(configuration.common.amqpURL)")
-            }
-            url = parsed.hasCredentials ? parsed : parsed.withCredentials(user: configuration.common.amqpUser, password: try configuration.common.amqpPassword())
+            urls = try configuration.common.brokerURLs()
             poll = try Poll.load(from: configuration.common.pollFile)
         } catch {
             exitWithSettingError(error, command: "VoteConsumer")
@@ -29,7 +26,7 @@ enum VoteConsumerMain {
         let registry = bootstrapMetrics(valueBuckets: ["paredao_consumer_batch_size": ConsumerMetrics.batchSizeBuckets])
         let logger = Logger(label: "VoteConsumer")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var services: [any Service] = [ThreadService(VoteConsumer(configuration: configuration, url: url, validator: configuration.validator(polls: [poll])), threadName: "vote-consumer")]
+        var services: [any Service] = [ThreadService(VoteConsumer(configuration: configuration, urls: urls, validator: configuration.validator(polls: [poll])), threadName: "vote-consumer")]
         do {
             if configuration.metricsPort != 0 {
                 let metrics = try await MetricsServer.bind(registry: registry, host: configuration.common.metricsHost, port: configuration.metricsPort, group: group)

@@ -18,7 +18,7 @@ extension RealBrokerSuites {
             let url = try #require(IntegrationEnvironment.amqpURL.flatMap(AMQPURL.init))
             let queue = "paredao.test.publisher-stop.\(UInt32.random(in: 0...UInt32.max))"
             let publisher = VotePublisher(settings: .init(
-                url: url, queue: queue, deadLetterQueue: queue + ".dead", quorum: true, maxQueued: 100_000,
+                urls: [url], queue: queue, deadLetterQueue: queue + ".dead", quorum: true, maxQueued: 100_000,
                 machine: .init(maxVotesPerMessage: 64, maxInFlight: 2048, confirmTimeout: .seconds(5), linger: .milliseconds(50), lingerAboveRate: 0)
             ))
             let loop = MultiThreadedEventLoopGroup.singleton.next()

@@ -20,7 +20,7 @@ struct PublisherStateMachineTests {
     /// A machine that is connected, at `t0`.
     func connectedMachine(_ settings: Machine.Settings? = nil) -> Machine {
         var machine = Machine(settings: settings ?? self.settings, now: t0)
-        #expect(machine.tick(now: t0) == .connect)
+        #expect(machine.tick(now: t0) == .connect(broker: 0))
         #expect(machine.connected(now: t0) == .none)
         return machine
     }
@@ -49,7 +49,7 @@ struct PublisherStateMachineTests {
 
     @Test func itConnectsFirstAndWaitsForVotesOnceConnected() {
         var machine = Machine(settings: settings, now: t0)
-        #expect(machine.tick(now: t0) == .connect)
+        #expect(machine.tick(now: t0) == .connect(broker: 0))
         #expect(!machine.isConnected)
         #expect(machine.connected(now: t0) == .none)
         #expect(machine.isConnected)
@@ -61,7 +61,7 @@ struct PublisherStateMachineTests {
         var now = t0
         var waits: [Duration] = []
         for _ in 0..<8 {
-            #expect(machine.tick(now: now) == .connect)
+            #expect(machine.tick(now: now) == .connect(broker: 0))
             guard case .reconnect(let after, let failing, .unavailable) = machine.connectFailed(now: now) else {
                 Issue.record("a failed connect schedules a reconnect")
                 return
@@ -72,10 +72,10 @@ struct PublisherStateMachineTests {
             now += after
         }
         #expect(waits == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .seconds(5), .seconds(5)])
-        #expect(machine.tick(now: now) == .connect)
+        #expect(machine.tick(now: now) == .connect(broker: 0))
         #expect(machine.connected(now: now) == .none)
         _ = machine.connectionLost(now: now)
-        #expect(machine.tick(now: now) == .connect)
+        #expect(machine.tick(now: now) == .connect(broker: 0))
         guard case .reconnect(let after, _, _) = machine.connectFailed(now: now) else { return }
         #expect(after == .milliseconds(100), "a successful connect resets the backoff")
     }
@@ -152,7 +152,7 @@ struct PublisherStateMachineTests {
         #expect(machine.tick(now: t0 + .seconds(5)) == .reconnect(after: .zero, failing: [1, 2], error: .timedOut))
         #expect(!machine.isConnected)
         #expect(machine.confirmed(tag: 1, multiple: false, now: t0 + .seconds(5)) == .none, "a late ack does not settle a timed-out vote twice")
-        #expect(machine.tick(now: t0 + .seconds(5)) == .connect, "the connection is re-opened at once")
+        #expect(machine.tick(now: t0 + .seconds(5)) == .connect(broker: 0), "the connection is re-opened at once")
     }
 
     // MARK: Returns (mandatory publishes)
@@ -197,7 +197,7 @@ struct PublisherStateMachineTests {
         var machine = connectedMachine()
         _ = machine.blockedByBroker(now: t0)
         _ = machine.connectionLost(now: t0)
-        #expect(machine.tick(now: t0) == .connect)
+        #expect(machine.tick(now: t0) == .connect(broker: 0))
         #expect(machine.connected(now: t0) == .none)
         #expect(!machine.isBlocked, "the broker says blocked again if the alarm still holds")
     }
@@ -267,7 +267,7 @@ struct PublisherStateMachineTests {
         #expect(machine.connectionLost(now: t0) == .reconnect(after: .zero, failing: [1, 2, 3, 4, 5], error: .unavailable))
         #expect(!machine.isConnected)
         #expect(machine.connectionLost(now: t0) == .none, "lost once")
-        #expect(machine.tick(now: t0) == .connect)
+        #expect(machine.tick(now: t0) == .connect(broker: 0))
         #expect(machine.connected(now: t0) == .none)
         _ = machine.jobsArrived(jobs(6...6), now: t0)
         #expect(sentTag(machine.tick(now: t0)) == 1, "a new connection numbers its messages from 1 again")
@@ -282,6 +282,92 @@ struct PublisherStateMachineTests {
             return
         }
         #expect(machine.sendFailed(message, now: t0) == .reconnect(after: .zero, failing: [1, 2, 3], error: .unavailable))
+    }
+
+    // MARK: Failing over (the nodes of a cluster)
+
+    let cluster = Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5), brokers: 3)
+
+    @Test func aLostConnectionReconnectsAtOnceToTheNextNodeAndReportsTheFailover() {
+        var machine = connectedMachine(cluster)
+        _ = machine.jobsArrived(jobs(1...2), now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.connectionLost(now: t0) == .reconnect(after: .zero, failing: [1, 2], error: .unavailable))
+        #expect(machine.tick(now: t0) == .connect(broker: 1), "the next node, at once")
+        #expect(machine.connected(now: t0) == .failedOver(from: 0, to: 1))
+        #expect(machine.isConnected)
+        _ = machine.jobsArrived(jobs(3...3), now: t0)
+        #expect(sentTag(machine.tick(now: t0)) == 1, "a new connection numbers its messages from 1 again")
+    }
+
+    @Test func failedConnectsGoRoundTheNodesWithTheBackoff() {
+        var machine = Machine(settings: cluster, now: t0)
+        var now = t0
+        var brokers: [Int] = []
+        var waits: [Duration] = []
+        for _ in 0..<4 {
+            guard case .connect(let broker) = machine.tick(now: now) else {
+                Issue.record("expected a connect")
+                return
+            }
+            brokers.append(broker)
+            guard case .reconnect(let after, _, .unavailable) = machine.connectFailed(now: now) else { return }
+            waits.append(after)
+            #expect(machine.tick(now: now) == .wait(until: now + after, mailbox: true), "no connect before the backoff ends")
+            now += after
+        }
+        #expect(brokers == [0, 1, 2, 0], "round robin")
+        #expect(waits == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)], "the backoff doubles across nodes")
+        #expect(machine.tick(now: now) == .connect(broker: 1))
+        #expect(machine.connected(now: now) == .failedOver(from: 0, to: 1), "the first connection was expected on the first node")
+    }
+
+    @Test func aConnectionThatOpensOnTheNodeOfTheLastOneIsNoFailover() {
+        var machine = connectedMachine(cluster)
+        _ = machine.connectionLost(now: t0)
+        #expect(machine.tick(now: t0) == .connect(broker: 1))
+        _ = machine.connectFailed(now: t0)
+        #expect(machine.tick(now: t0 + .milliseconds(100)) == .connect(broker: 2))
+        _ = machine.connectFailed(now: t0 + .milliseconds(100))
+        #expect(machine.tick(now: t0 + .milliseconds(300)) == .connect(broker: 0), "back to the first node")
+        #expect(machine.connected(now: t0 + .milliseconds(300)) == .none, "the same node as before")
+    }
+
+    @Test func aConfirmTimeOutMovesToTheNextNode() {
+        var machine = connectedMachine(cluster)
+        _ = machine.jobsArrived(jobs(1...1), now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.tick(now: t0 + .seconds(5)) == .reconnect(after: .zero, failing: [1], error: .timedOut))
+        #expect(machine.tick(now: t0 + .seconds(5)) == .connect(broker: 1), "a node that stopped confirming is left")
+    }
+
+    @Test func aNackFailsEveryUnconfirmedVoteAndMovesToTheNextNodeAfterTheInitialBackoff() {
+        var machine = connectedMachine(cluster)
+        _ = machine.jobsArrived(jobs(1...3), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.nacked(tag: 1, multiple: false, now: t0) == .reconnect(after: .milliseconds(100), failing: [1, 2, 3], error: .rejected))
+        #expect(!machine.isConnected)
+        #expect(machine.tick(now: t0) == .wait(until: t0 + .milliseconds(100), mailbox: true))
+        #expect(machine.tick(now: t0 + .milliseconds(100)) == .connect(broker: 1))
+    }
+
+    @Test func withOneBrokerANackFailsOnlyItsVotesAndTheConnectionStays() {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        _ = machine.jobsArrived(jobs(1...2), now: t0)
+        _ = machine.tick(now: t0)
+        _ = machine.tick(now: t0)
+        #expect(machine.nacked(tag: 1, multiple: false, now: t0) == .fail([1], .rejected))
+        #expect(machine.isConnected)
+    }
+
+    @Test func oneBrokerIsAlwaysTheSameAndNeverAFailover() {
+        var machine = connectedMachine(Machine.Settings(maxVotesPerMessage: 1, maxInFlight: 10, confirmTimeout: .seconds(5)))
+        for _ in 0..<3 {
+            _ = machine.connectionLost(now: t0)
+            #expect(machine.tick(now: t0) == .connect(broker: 0))
+            #expect(machine.connected(now: t0) == .none)
+        }
     }
 
     // MARK: Stopping

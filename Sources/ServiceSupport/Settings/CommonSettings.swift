@@ -1,10 +1,11 @@
 public import ArgumentParser
 import Foundation
+public import RabbitMQ
 public import VoteShared
 
 /// Settings both services read: the broker, the queue, the store, the poll and the log level.
 public struct CommonSettings: Sendable {
-    public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://127.0.0.1:5672/", help: "RabbitMQ URL; credentials in it win over the user and password file")
+    public static let amqpURL = Setting("PAREDAO_AMQP_URL", default: "amqp://127.0.0.1:5672/", help: "RabbitMQ URL, or the URLs of a cluster's nodes separated by commas (a failed connect or a lost connection moves to the next one, round robin); credentials in a URL win over the user and password file")
     public static let amqpUser = Setting("PAREDAO_AMQP_USER", default: "", help: "broker user when the URL names none", defaultLabel: "the service's own: paredao-api or paredao-consumer")
     public static let secretsDir = Setting("PAREDAO_SECRETS_DIR", default: "var/secrets", help: "folder of the secrets scripts/make-secrets.sh generates")
     public static let amqpPasswordFile = Setting("PAREDAO_AMQP_PASSWORD_FILE", default: "", help: "file holding that user's password", defaultLabel: "<secrets dir>/rabbitmq-<user>.password")
@@ -19,6 +20,9 @@ public struct CommonSettings: Sendable {
     public static let metricsHost = Setting("PAREDAO_METRICS_HOST", default: "127.0.0.1", help: "address of the local /metrics endpoint")
 
     public var amqpURL: String
+    /// The brokers ``amqpURL`` lists, in order, each checked; credentials only where a URL
+    /// names them (``brokerURLs()`` adds the service's own).
+    public var amqpURLs: [AMQPURL]
     public var amqpUser: String
     public var amqpPasswordFile: String
     public var amqpHeartbeatSeconds: Int
@@ -34,6 +38,7 @@ public struct CommonSettings: Sendable {
     /// Reads the settings; `serviceUser` is the broker user of the calling service.
     public init(_ options: CommonOptions, environment: [String: String], serviceUser: String) throws(ConfigurationError) {
         amqpURL = try Self.amqpURL.value(flag: options.amqpURL, environment: environment)
+        amqpURLs = try Self.brokerList(amqpURL, source: options.amqpURL == nil ? Self.amqpURL.key : "--" + Self.amqpURL.flag)
         let user = try Self.amqpUser.value(flag: options.amqpUser, environment: environment)
         amqpUser = user.isEmpty ? serviceUser : user
         let passwordFile = try Self.amqpPasswordFile.value(flag: options.amqpPasswordFile, environment: environment)
@@ -57,6 +62,39 @@ public struct CommonSettings: Sendable {
             throw ConfigurationError(key: Self.amqpPasswordFile.key, message: "cannot read a password from \(amqpPasswordFile) (run scripts/make-secrets.sh, or put credentials in \(Self.amqpURL.key))")
         }
         return String(line)
+    }
+
+    /// The brokers to connect to, in order: ``amqpURLs``, each with the service's user and
+    /// password unless its URL names its own.
+    public func brokerURLs() throws(ConfigurationError) -> [AMQPURL] {
+        guard amqpURLs.contains(where: { !$0.hasCredentials }) else { return amqpURLs }
+        let password = try amqpPassword()
+        return amqpURLs.map { $0.hasCredentials ? $0 : $0.withCredentials(user: amqpUser, password: password) }
+    }
+
+    /// Parses a comma-separated list of AMQP URLs; an empty, malformed or repeated entry is
+    /// refused, naming its place in the list (and never its password).
+    static func brokerList(_ text: String, source: String) throws(ConfigurationError) -> [AMQPURL] {
+        let entries = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var urls: [AMQPURL] = []
+        for (index, entry) in entries.enumerated() {
+            let place = entries.count == 1 ? "" : "entry \(index + 1) of \(entries.count): "
+            guard !entry.isEmpty else { throw ConfigurationError(key: source, message: "\(place)empty (separate broker URLs with single commas)") }
+            guard let url = AMQPURL(entry) else {
+                throw ConfigurationError(key: source, message: "\(place)not an amqp://[user[:password]@]host[:port][/vhost] URL: \(Self.withoutPassword(entry))")
+            }
+            if let first = urls.firstIndex(where: { $0.host == url.host && $0.port == url.port && $0.virtualHost == url.virtualHost }) {
+                throw ConfigurationError(key: source, message: "\(place)\(url.host):\(url.port) is entry \(first + 1) already")
+            }
+            urls.append(url)
+        }
+        return urls
+    }
+
+    /// `entry` with anything between `://` and the last `@` masked, for error messages.
+    private static func withoutPassword(_ entry: String) -> String {
+        guard let at = entry.lastIndex(of: "@"), let scheme = entry.range(of: "://"), scheme.upperBound <= at else { return entry }
+        return entry[..<scheme.upperBound] + "…" + entry[at...]
     }
 
     /// The queue that receives messages the consumer cannot decode.

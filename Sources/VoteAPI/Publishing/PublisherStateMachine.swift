@@ -1,3 +1,4 @@
+import ServiceSupport
 import VoteShared
 
 /// Every decision of the publisher thread, without I/O and without a clock: events come in
@@ -25,6 +26,10 @@ import VoteShared
 /// - Without a connection, votes fail with `unavailable`; a lost connection fails every vote
 ///   it carried and reconnects at once; a failed connect retries after a backoff that doubles
 ///   from `initialBackoff` up to `maximumBackoff`.
+/// - With several brokers (the nodes of a cluster), a connect goes to the broker of the last
+///   connection; a failed connect, a lost connection, a confirm time-out and a nack move to
+///   the next broker, round robin (`BrokerRotation`); a connection that opens on another
+///   broker than the one before is reported as a failover.
 /// - A stop fails every vote not yet confirmed with `unavailable`, then finishes.
 ///
 /// `Ticket` is what the thread completes for each vote (an event-loop promise; anything
@@ -41,6 +46,8 @@ struct PublisherStateMachine<Ticket> {
         var maximumBackoff: Duration = .seconds(5)
         /// The AMQP heartbeat the connection negotiated (`.zero`: none).
         var heartbeat: Duration = .zero
+        /// How many brokers there are to connect to (the nodes of a cluster).
+        var brokers = 1
 
         /// The longest wait while connected.
         var longestWait: Duration {
@@ -69,8 +76,11 @@ struct PublisherStateMachine<Ticket> {
     enum Action {
         /// Nothing to carry out.
         case none
-        /// Open a connection, then report `connected` or `connectFailed`.
-        case connect
+        /// Open a connection to broker `broker` (an index in the list), then report
+        /// `connected` or `connectFailed`.
+        case connect(broker: Int)
+        /// A connection opened on broker `to` after one on broker `from`: log and count it.
+        case failedOver(from: Int, to: Int)
         /// Publish the message, then report `sendFailed` if that failed.
         case send(Message)
         /// Complete these tickets successfully.
@@ -105,6 +115,7 @@ struct PublisherStateMachine<Ticket> {
     /// The broker blocked publishing on this connection (a resource alarm).
     private var blocked = false
     private var backoff: Duration
+    private var rotation: BrokerRotation
     /// Votes taken from the mailbox and not yet sent.
     private var pending: [Job] = []
     private var pendingStart = 0
@@ -121,6 +132,7 @@ struct PublisherStateMachine<Ticket> {
         self.settings = settings
         connection = .down(retryAt: now)
         backoff = settings.initialBackoff
+        rotation = BrokerRotation(count: settings.brokers)
         lastSend = now
         rateWindowStart = now
     }
@@ -166,10 +178,18 @@ struct PublisherStateMachine<Ticket> {
         return settled.tickets.isEmpty ? .none : .succeed(settled)
     }
 
-    /// The broker nacked `tag` (and every earlier one when `multiple`).
+    /// The broker nacked `tag` (and every earlier one when `multiple`). With several brokers
+    /// the connection goes too, and the next node is tried after the initial backoff: a
+    /// RabbitMQ 3.10 channel that began publishing to a quorum queue while its leader was
+    /// down keeps asking the dead leader, and nacks every publish until that node is back.
     mutating func nacked(tag: UInt64, multiple: Bool, now: ContinuousClock.Instant) -> Action {
         let settled = settle(upTo: tag, multiple: multiple)
-        return settled.tickets.isEmpty ? .none : .fail(settled.tickets, .rejected)
+        guard !settled.tickets.isEmpty else { return .none }
+        guard settings.brokers > 1, isConnected else { return .fail(settled.tickets, .rejected) }
+        connection = .down(retryAt: now + settings.initialBackoff)
+        blocked = false
+        rotation.failed()
+        return .reconnect(after: settings.initialBackoff, failing: settled.tickets + takeUnsettled(), error: .rejected)
     }
 
     /// The broker returned `tag` as unroutable (its ack comes next).
@@ -202,22 +222,27 @@ struct PublisherStateMachine<Ticket> {
         nextTag = 1
         oldestTag = 1
         backoff = settings.initialBackoff
-        return .none
+        guard let failover = rotation.connected() else { return .none }
+        return .failedOver(from: failover.from, to: failover.to)
     }
 
-    /// Connecting failed; retry after the backoff, which doubles for the next time.
+    /// Connecting failed; retry after the backoff, which doubles for the next time, on the
+    /// next broker.
     mutating func connectFailed(now: ContinuousClock.Instant) -> Action {
         let wait = backoff
         connection = .down(retryAt: now + wait)
         backoff = min(backoff * 2, settings.maximumBackoff)
+        rotation.failed()
         return .reconnect(after: wait, failing: [], error: .unavailable)
     }
 
-    /// The connection broke (a failed read, a close from the broker).
+    /// The connection broke (a failed read, a close from the broker): reconnect at once, to
+    /// the next broker.
     mutating func connectionLost(now: ContinuousClock.Instant) -> Action {
         guard isConnected else { return .none }
         connection = .down(retryAt: now)
         blocked = false
+        rotation.failed()
         return .reconnect(after: .zero, failing: takeUnsettled(), error: .unavailable)
     }
 
@@ -238,6 +263,7 @@ struct PublisherStateMachine<Ticket> {
         if let oldestDeadline, oldestDeadline <= now {
             if blocked, let expired = expireOverdue(now: now) { return .fail(expired, .timedOut) }
             connection = .down(retryAt: now)
+            rotation.failed()
             return .reconnect(after: .zero, failing: takeUnsettled(), error: .timedOut)
         }
         switch connection {
@@ -246,7 +272,7 @@ struct PublisherStateMachine<Ticket> {
         case .down(let retryAt):
             guard now >= retryAt else { return .wait(until: retryAt, mailbox: true) }
             connection = .connecting
-            return .connect
+            return .connect(broker: rotation.current)
         case .up:
             break
         }

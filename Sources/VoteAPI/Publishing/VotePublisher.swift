@@ -17,11 +17,12 @@ import VoteShared
 /// for confirms, time out, reconnect, stop — completing each vote's promise when its
 /// message is confirmed. Run it as a ``ThreadService``.
 final class VotePublisher: VotePublishing, BlockingWorker {
-    /// Where votes go (the broker, the quorum or classic queue and its dead-letter queue),
-    /// how many may wait for the thread before new ones get `overloaded`, and the thread's
-    /// rules (packing, confirm window and time-out, linger, heartbeat).
+    /// Where votes go (the broker, or the nodes of a cluster in the order to try them; the
+    /// quorum or classic queue and its dead-letter queue), how many may wait for the thread
+    /// before new ones get `overloaded`, and the thread's rules (packing, confirm window and
+    /// time-out, linger, heartbeat; its `brokers` is the number of `urls`).
     struct Settings: Sendable {
-        var url: AMQPURL
+        var urls: [AMQPURL]
         var queue, deadLetterQueue: String
         var quorum: Bool
         var maxQueued: Int
@@ -44,12 +45,17 @@ final class VotePublisher: VotePublishing, BlockingWorker {
     private let logger = Logger(label: "VoteAPI.publisher")
     private let confirmTimer = Metrics.Timer(label: "paredao_publish_confirm_seconds")
     private let reconnects = Counter(label: "paredao_broker_reconnects_total")
+    /// Connections opened on another cluster node than the one before, by the node's address.
+    private let failovers: [Counter]
     /// AMQP messages published; `paredao_votes_accepted_total` over it is the packing ratio.
     private let messagesPublished = Counter(label: "paredao_publish_messages_total")
     private let brokerUp = Gauge(label: "paredao_broker_up")
 
     init(settings: Settings) {
+        var settings = settings
+        settings.machine.brokers = settings.urls.count
         self.settings = settings
+        failovers = settings.urls.map { Counter(label: "paredao_amqp_failovers_total", dimensions: [("to", "\($0.host):\($0.port)")]) }
         brokerUp.record(0)
     }
 
@@ -124,8 +130,13 @@ final class VotePublisher: VotePublishing, BlockingWorker {
             switch action {
             case .none:
                 break
-            case .connect:
-                connect()
+            case .connect(let broker):
+                connect(to: broker)
+            case .failedOver(let from, let to):
+                publisher.failovers[to].increment()
+                publisher.logger.warning("Failed over to another RabbitMQ node", metadata: [
+                    "from": "\(publisher.settings.urls[from])", "to": "\(publisher.settings.urls[to])",
+                ])
             case .send(let message):
                 send(message)
             case .succeed(let settled):
@@ -141,6 +152,10 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                     publisher.reconnects.increment()
                     publisher.logger.warning("Broker confirm timed out; reconnecting", metadata: ["votes": "\(failing.count)"])
                 }
+                if error == .rejected {
+                    publisher.reconnects.increment()
+                    publisher.logger.warning("Broker rejected votes; reconnecting to the next node", metadata: ["votes": "\(failing.count)"])
+                }
                 closeConnection()
                 Self.complete(failing, with: .failure(error))
             case .wait(let deadline, let mailbox):
@@ -153,10 +168,11 @@ final class VotePublisher: VotePublishing, BlockingWorker {
             }
         }
 
-        mutating func connect() {
+        mutating func connect(to broker: Int) {
             let settings = publisher.settings
+            let url = settings.urls[broker]
             do {
-                let connection = try AMQPConnection(url: settings.url, heartbeat: settings.machine.heartbeat)
+                let connection = try AMQPConnection(url: url, heartbeat: settings.machine.heartbeat)
                 try connection.declareQueue(settings.deadLetterQueue, quorum: settings.quorum, deadLetterQueue: nil)
                 try connection.declareQueue(settings.queue, quorum: settings.quorum, deadLetterQueue: settings.deadLetterQueue)
                 try connection.enableConfirms()
@@ -164,13 +180,13 @@ final class VotePublisher: VotePublishing, BlockingWorker {
                 lastBrokerRead = .now
                 publisher.connected.store(true, ordering: .relaxed)
                 publisher.brokerUp.record(1)
-                publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(settings.url)", "queue": "\(settings.queue)"])
+                publisher.logger.info("Connected to RabbitMQ", metadata: ["broker": "\(url)", "queue": "\(settings.queue)"])
                 carryOut(machine.connected(now: .now))
             } catch {
                 publisher.reconnects.increment()
                 let action = machine.connectFailed(now: .now)
                 if case .reconnect(let after, _, _) = action {
-                    publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(settings.url)", "error": "\(error)", "retry_in_ms": "\(after.wholeMilliseconds)"])
+                    publisher.logger.error("Cannot connect to RabbitMQ", metadata: ["broker": "\(url)", "error": "\(error)", "retry_in_ms": "\(after.wholeMilliseconds)"])
                 }
                 carryOut(action)
             }
