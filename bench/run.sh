@@ -16,6 +16,7 @@ MAX_CONNECTIONS=512
 TOKENS=256
 MODES="paced-nginx paced-direct open1000-nginx open1000-direct open10000-nginx open10000-direct max-nginx max-direct"
 OPEN_MAX_CONNECTIONS=256
+SOAK_MINUTES=0
 CEILINGS=1
 API_PORT=18180
 WEB_PORT=18100
@@ -27,7 +28,8 @@ FAILED=0
 usage() {
   cat <<'TXT'
 Usage: bench/run.sh [--duration S] [--rate N] [--connections C] [--max-connections C] [--tokens N]
-                    [--modes "paced-nginx paced-direct max-nginx max-direct"] [--no-ceilings]
+                    [--modes "paced-nginx paced-direct open1000-nginx … max-direct"] [--no-ceilings]
+       bench/run.sh --soak MINUTES [--rate N]
 
 Starts its own RabbitMQ (port 5692, data in var/bench), VoteConsumer, VoteAPI (port 18180)
 and nginx (port 18100) from the release build, mints session tokens with paredao-token
@@ -37,7 +39,17 @@ and nginx (port 18100) from the release build, mints session tokens with paredao
            paced runs use --connections, default 64); the ceilings use the same count.
            Every vote waits for RabbitMQ's confirm (an fsync) and, above 4,000 votes/s,
            up to 3 ms for its AMQP message to fill: fewer connections leave the CPUs idle.
+  openN-*  open loop (paredao-load): N votes/s leave on schedule whatever the answers do,
+           latency counted from each request's scheduled time (HdrHistogram), so a stall
+           counts in every request due during it (wrk's paced mode waits for each answer
+           before the next send on that connection: coordinated omission); also reports
+           the service time from the send. Default: open1000 and open10000.
   *-nginx through nginx; *-direct straight to VoteAPI
+Per mode: CPU of every process (% of a core and microseconds per accepted vote); once per
+run: this disk's fdatasync latency, the floor under every confirmed vote.
+--soak MINUTES: only a soak instead: --rate votes/s (default 1,000) open loop through nginx
+for MINUTES, every process's resident memory sampled every 30 s (var/bench/soak-rss.csv),
+a table of the samples and the growth after minute 5, stored = accepted checked.
 After each run it waits until the consumer drained the queue and checks that the store
 counted exactly the votes the API accepted (0 lost, 0 extra); a mismatch fails the run.
 Then it measures the ceilings: nginx `return 204`, a bare SwiftNIO 204 server, nginx in
@@ -278,6 +290,70 @@ print(f"fdatasync of 4 KiB on this disk: p50 {samples[250]:.2f} ms, p99 {samples
 PY
 }
 
+# rss_kb PID...: resident memory (KiB) of those processes together.
+rss_kb() {
+  local total=0 pid kb
+  for pid in "$@"; do
+    kb="$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+# soak MINUTES: RATE votes/s open loop through nginx for MINUTES, the resident memory of every
+# process sampled every 30 s; a table of the samples and the growth after the warm-up.
+soak() {
+  local minutes="$1" csv="$BENCH/soak-rss.csv" started=$SECONDS load_pid
+  local before_accepted before_stored
+  before_accepted="$(api_accepted)"
+  before_stored="$(stored_total)"
+  log "soak: $RATE votes/s through nginx for $minutes min (paredao-load), RSS sampled every 30 s into $csv"
+  "$BIN/paredao-load" --url "http://127.0.0.1:$WEB_PORT" --rate "$RATE" --duration $((minutes * 60)) --warmup 0 \
+    --connections "$CONNECTIONS" --max-connections "$OPEN_MAX_CONNECTIONS" --tokens "$BENCH/tokens.txt" >"$BENCH/load-soak.txt" 2>&1 &
+  load_pid=$!
+  echo "seconds,api_kb,consumer_kb,broker_kb,nginx_kb" >"$csv"
+  local beam nginx_list
+  while kill -0 "$load_pid" 2>/dev/null; do
+    beam="$(beam_pid)"
+    read -ra nginx_list <<<"$(nginx_pids "$BENCH/nginx" | tr '\n' ' ')"
+    echo "$((SECONDS - started)),$(rss_kb "$API_PID"),$(rss_kb "$CONSUMER_PID"),$(rss_kb "$beam"),$(rss_kb "${nginx_list[@]}")" >>"$csv"
+    local waited=0
+    while ((waited < 30)) && kill -0 "$load_pid" 2>/dev/null; do sleep 1; waited=$((waited + 1)); done
+  done
+  wait "$load_pid" || true
+  local result stored_after accepted_delta stored_delta drained=ok
+  result="$(grep '^RESULT ' "$BENCH/load-soak.txt" | sed 's/^RESULT //')"
+  stored_after="$(wait_drained)" || drained="NOT DRAINED"
+  accepted_delta=$(( $(api_accepted) - before_accepted ))
+  stored_delta=$(( stored_after - before_stored ))
+  local verdict="ok (stored $stored_delta = accepted $accepted_delta)"
+  if [[ "$drained" != ok || "$stored_delta" != "$accepted_delta" || "$accepted_delta" -lt "$(json_field "$result" accepted_overall)" ]]; then
+    verdict="FAILED (stored $stored_delta, API accepted $accepted_delta, load 202s $(json_field "$result" accepted_overall), $drained)"
+    FAILED=$((FAILED + 1))
+  fi
+  local file
+  file="$BENCH/soak-$(date -u +%Y%m%dT%H%M%SZ).md"
+  {
+    echo "## Soak of $(date -u +%Y-%m-%dT%H:%M:%SZ): $RATE votes/s through nginx for $minutes min, open loop"
+    echo
+    echo "Votes: $(json_field "$result" accepted_overall) × 202; $verdict. Latency from the schedule:" \
+      "p50 $(us_ms "$(json_field "$result" p50_us)"), p99 $(us_ms "$(json_field "$result" p99_us)")," \
+      "p99.9 $(us_ms "$(json_field "$result" p999_us)"), max $(us_ms "$(json_field "$result" max_us)")."
+    echo
+    echo "Resident memory (MiB), sampled every 30 s (every 5th sample shown; all in $csv):"
+    echo
+    echo "| minute | VoteAPI | VoteConsumer | RabbitMQ | nginx |"
+    echo "| --- | --- | --- | --- | --- |"
+    awk -F, 'NR > 1 && (NR - 2) % 5 == 0 { printf "| %.1f | %.1f | %.1f | %.1f | %.1f |\n", $1/60, $2/1024, $3/1024, $4/1024, $5/1024 }' "$csv"
+    echo
+    echo "Growth from minute 5 (after the warm-up) to the end, MiB:"
+    awk -F, 'NR > 1 { if (!base && $1 >= 300) { base = 1; a = $2; c = $3; b = $4; n = $5 } la = $2; lc = $3; lb = $4; ln = $5 }
+      END { if (base) printf "VoteAPI %+.1f, VoteConsumer %+.1f, RabbitMQ %+.1f, nginx %+.1f\n", (la-a)/1024, (lc-c)/1024, (lb-b)/1024, (ln-n)/1024;
+            else print "(the soak was shorter than 5 minutes)" }' "$csv"
+  } | tee "$file"
+  log "soak results in $file"
+}
+
 # per_vote TICKS VOTES: CPU microseconds per vote.
 per_vote() {
   awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN{ if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
@@ -402,6 +478,7 @@ main() {
       --tokens) TOKENS="$2"; shift 2 ;;
       --modes) MODES="$2"; shift 2 ;;
       --no-ceilings) CEILINGS=0; shift ;;
+      --soak) SOAK_MINUTES="$2"; shift 2 ;;
       -h|--help) usage; return 0 ;;
       *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
     esac
@@ -415,6 +492,11 @@ main() {
   FSYNC=""
   trap cleanup EXIT
   start_stack
+  if ((SOAK_MINUTES > 0)); then
+    soak "$SOAK_MINUTES"
+    if ((FAILED)); then log "the soak did not store exactly the accepted votes"; return 1; fi
+    return 0
+  fi
   local mode
   FSYNC="$(fsync_probe "$BENCH/fsync-probe")"
   log "$FSYNC"

@@ -83,6 +83,9 @@ load_definitions = ${DEFINITIONS}
 prometheus.tcp.port = ${PAREDAO_RABBITMQ_PROMETHEUS_PORT:-15692}
 prometheus.tcp.ip = 127.0.0.1
 disk_free_limit.absolute = 50MB
+# Quorum queues keep every entry of the current write-ahead log file in memory until the
+# file rolls over (default 512 MiB): a smaller file bounds the broker's memory under load.
+raft.wal_max_size_bytes = ${PAREDAO_RABBITMQ_WAL_MAX_BYTES:-67108864}
 log.console = false
 log.file.level = warning
 CONF
