@@ -10,7 +10,7 @@ RUNTIME_PACKAGES=(librabbitmq-dev libsqlite3-dev libmongoc-dev libbson-dev pkg-c
   rabbitmq-server nginx-light gettext-base openssl curl libjs-chart.js supervisor)
 # Observability, load and browser tests.
 TOOL_PACKAGES=(prometheus prometheus-alertmanager lnav wrk chromium chromium-driver
-  python3-selenium python3-pytest fonts-dejavu-core shellcheck python3-venv python3-pip)
+  python3-selenium python3-pytest fonts-dejavu-core shellcheck python3-venv python3-pip linux-perf)
 
 usage() {
   cat <<'TXT'

@@ -17,6 +17,7 @@ TOKENS=256
 MODES="paced-nginx paced-direct open1000-nginx open1000-direct open10000-nginx open10000-direct max-nginx max-direct"
 OPEN_MAX_CONNECTIONS=256
 SOAK_MINUTES=0
+PROFILE=0
 CEILINGS=1
 API_PORT=18180
 WEB_PORT=18100
@@ -28,7 +29,7 @@ FAILED=0
 usage() {
   cat <<'TXT'
 Usage: bench/run.sh [--duration S] [--rate N] [--connections C] [--max-connections C] [--tokens N]
-                    [--modes "paced-nginx paced-direct open1000-nginx … max-direct"] [--no-ceilings]
+                    [--modes "paced-nginx paced-direct open1000-nginx … max-direct"] [--no-ceilings] [--profile]
        bench/run.sh --soak MINUTES [--rate N]
 
 Starts its own RabbitMQ (port 5692, data in var/bench), VoteConsumer, VoteAPI (port 18180)
@@ -47,6 +48,8 @@ and nginx (port 18100) from the release build, mints session tokens with paredao
   *-nginx through nginx; *-direct straight to VoteAPI
 Per mode: CPU of every process (% of a core and microseconds per accepted vote); once per
 run: this disk's fdatasync latency, the floor under every confirmed vote.
+--profile: during each max-* run, 10 s of perf samples of VoteAPI, nginx and the consumer;
+the top symbols per process go into the results (needs linux-perf).
 --soak MINUTES: only a soak instead: --rate votes/s (default 1,000) open loop through nginx
 for MINUTES, every process's resident memory sampled every 30 s (var/bench/soak-rss.csv),
 a table of the samples and the growth after minute 5, stored = accepted checked.
@@ -230,8 +233,14 @@ run_mode() {
     max-*) log "$mode: wrk -t1 -c$conns -d${DURATION}s (as fast as it goes)" ;;
     open*) log "$mode: paredao-load open loop, ${mode#open} votes/s scheduled, ${DURATION}s (+2 s warm-up), up to $OPEN_MAX_CONNECTIONS connections" ;;
   esac
+  local profiler=""
+  if ((PROFILE)) && [[ "$mode" == max-* ]]; then
+    profile_during "$mode" &
+    profiler=$!
+  fi
   local ok202 all202 requests seconds p50 p99 p999 service99 cpu_gen
   read -r ok202 all202 requests seconds p50 p99 p999 service99 cpu_gen < <(run_load "$mode" "$url" "$conns" "$pause")
+  if [[ -n "$profiler" ]]; then wait "$profiler" || true; fi
   local elapsed=$((SECONDS - started))
   ((elapsed > 0)) || elapsed=1
   local d_api d_consumer d_broker d_nginx
@@ -354,6 +363,33 @@ soak() {
   log "soak results in $file"
 }
 
+# profile_during MODE: from 5 s into the run, 10 s of perf samples (cpu-clock, 999 Hz, call
+# graphs) of VoteAPI, the nginx workers and the consumer; the top symbols of each process
+# (self time, % of that process's samples) go to var/bench/profile-MODE.txt.
+profile_during() {
+  local mode="$1" data="$BENCH/perf-$1.data" out="$BENCH/profile-$1.txt" workers
+  sleep 5
+  workers="$(pgrep -d, -P "$(cat "$BENCH/nginx/nginx.pid")" || true)"
+  perf record -q -e cpu-clock -F 999 -g -o "$data" -p "$API_PID,$CONSUMER_PID${workers:+,$workers}" -- sleep 10 >/dev/null 2>&1 || {
+    echo "perf record failed (is linux-perf installed, kernel.perf_event_paranoid ≤ 2?)" >"$out"
+    return 0
+  }
+  {
+    local pid name
+    for pid in "$API_PID" ${workers//,/ } "$CONSUMER_PID"; do
+      name="$(tr -d '\0' <"/proc/$pid/comm" 2>/dev/null || echo "$pid")"
+      echo "### $name (pid $pid): top symbols, self time"
+      echo
+      echo '```'
+      perf report -i "$data" --stdio --no-children --pid "$pid" --sort symbol --percent-limit 1.5 -g none 2>/dev/null \
+        | grep -E '^ +[0-9.]+%' | head -n 15 | { swift demangle --simplified 2>/dev/null || cat; } | cut -c1-160
+      echo '```'
+      echo
+    done
+  } >"$out"
+  rm -f "$data"
+}
+
 # per_vote TICKS VOTES: CPU microseconds per vote.
 per_vote() {
   awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN{ if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
@@ -447,6 +483,14 @@ report() {
     echo "| mode | votes/s | VoteAPI | VoteConsumer | RabbitMQ | nginx | all four |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${CPU_ROWS[@]}"
+    local profile
+    for profile in "$BENCH"/profile-*.txt; do
+      [[ -f "$profile" ]] || continue
+      echo
+      echo "Profile during $(basename "$profile" .txt | sed 's/^profile-//') (perf, 10 s):"
+      echo
+      cat "$profile"
+    done
     if [[ -n "$FSYNC" ]]; then
       echo
       echo "The floor under a confirmed vote: $FSYNC."
@@ -479,6 +523,7 @@ main() {
       --modes) MODES="$2"; shift 2 ;;
       --no-ceilings) CEILINGS=0; shift ;;
       --soak) SOAK_MINUTES="$2"; shift 2 ;;
+      --profile) PROFILE=1; shift ;;
       -h|--help) usage; return 0 ;;
       *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
     esac
