@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults]
+Usage: ./run.sh test [--only swift|monitoring|micro|fuzz|browser|contract|faults|ansible]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -31,6 +31,10 @@ Runs, in order:
               a stack under supervisord, ~300 ballot-like votes/s through nginx while
               processes are killed, the broker stopped or blocked, the store locked, the
               consumer slowed and poison messages published; every 202 counted once
+  ansible     the Ansible deployment (Tests/ansible/run.sh --help): the playbook on this
+              machine into var/test/ansible on ports 18600-18641 and broker 5752, votes
+              through nginx counted, a second run changed=0, systemd units verified,
+              ansible-lint
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -123,6 +127,13 @@ run_faults() {
   record "faults" "$status"
 }
 
+run_ansible() {
+  log "Ansible deployment (own prefix, ports and broker; second run changed=0)"
+  local status=0
+  bash "$ROOT/Tests/ansible/run.sh" || status=$?
+  record "ansible" "$status"
+}
+
 main() {
   local only=""
   while (($#)); do
@@ -135,7 +146,7 @@ main() {
   "$ROOT/scripts/make-secrets.sh" >/dev/null
   # The fault suite runs its own broker (port 5712), the fuzzers need none: alone, they
   # need no test broker.
-  if [[ "$only" != faults && "$only" != fuzz ]]; then
+  if [[ "$only" != faults && "$only" != fuzz && "$only" != ansible ]]; then
     start_broker
     trap stop_broker EXIT
   fi
@@ -154,6 +165,7 @@ main() {
     record "API contract" "$status"
   fi
   if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
+  if [[ -z "$only" || "$only" == ansible ]]; then run_ansible; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"
