@@ -15,12 +15,20 @@ TOOL_PACKAGES=(prometheus prometheus-alertmanager lnav wrk chromium chromium-dri
 usage() {
   cat <<'TXT'
 Usage: ./preflight.sh [--no-build] [--runtime-only]
+       ./preflight.sh ansible [ANSIBLE-PLAYBOOK OPTION...]
 
 Installs Debian packages (apt-get; needs root) and the fault suite's Python requirements
 (pip), generates secrets under var/secrets (never overwriting them) and builds the Swift
 package in release mode.
   --no-build       install and generate secrets only
   --runtime-only   skip the observability, load-test and browser tools
+
+ansible: deploys with Ansible instead (ansible/site.yml, inventories/single-host: this
+machine, local connection): installs the pinned ansible-core in var/tools/ansible, then
+the playbook installs the packages, builds the release binaries, installs them under
+/opt/paredao and runs RabbitMQ, VoteConsumer, VoteAPI, nginx and Prometheus as their own
+users (systemd where it runs, else supervisord). Options go to ansible-playbook, e.g.
+  ./preflight.sh ansible -e paredao_api_instances=2
 TXT
 }
 
@@ -44,8 +52,22 @@ check_toolchain() {
   fi
 }
 
+deploy_with_ansible() {
+  check_toolchain
+  install_packages python3-venv python3-apt
+  "$ROOT/ansible/tools.sh" install
+  echo "[preflight] ansible-playbook ansible/site.yml (this machine)"
+  cd "$ROOT/ansible"
+  "$("$ROOT/ansible/tools.sh" bin)/ansible-playbook" -i inventories/single-host/hosts.yml site.yml "$@"
+}
+
 main() {
   local build=1 tools=1
+  if [[ "${1:-}" == ansible ]]; then
+    shift
+    deploy_with_ansible "$@"
+    return
+  fi
   while (($#)); do
     case "$1" in
       --no-build) build=0; shift ;;

@@ -13,7 +13,7 @@ FAILED=0
 
 usage() {
   cat <<'TXT'
-Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults|fleet|cluster]
+Usage: ./run.sh test [--only swift|mongo|monitoring|micro|fuzz|browser|contract|faults|fleet|cluster|ansible]
 
 Runs, in order:
   swift       unit tests and the integration suites (VoteAPI/VoteConsumer processes on a
@@ -43,6 +43,10 @@ Runs, in order:
               cluster (ports 5710/5720/5730), VoteConsumer and VoteAPI given the three
               nodes, ~300 ballot-like votes/s while the vote queue's leader gets SIGKILL
               and comes back; every 202 counted once, 503s for at most a few seconds
+  ansible     the Ansible deployment (Tests/ansible/run.sh --help): the playbook on this
+              machine into var/test/ansible on ports 18600-18641 and broker 5752, votes
+              through nginx counted, a second run changed=0, systemd units verified,
+              ansible-lint
 Prints "suites: N passed, N failed" last and exits non-zero when anything failed.
 With CI=true an integration suite that did not run counts as a failure.
 TXT
@@ -156,6 +160,13 @@ run_fleet() {
   record "fleet" "$status"
 }
 
+run_ansible() {
+  log "Ansible deployment (own prefix, ports and broker; second run changed=0)"
+  local status=0
+  bash "$ROOT/Tests/ansible/run.sh" || status=$?
+  record "ansible" "$status"
+}
+
 main() {
   local only=""
   while (($#)); do
@@ -166,9 +177,9 @@ main() {
     esac
   done
   "$ROOT/scripts/make-secrets.sh" >/dev/null
-  # The fault, fleet and cluster suites run their own brokers (ports 5712, 5762, 5710-5730),
-  # the fuzzers need none: alone, they need no test broker.
-  if [[ "$only" != faults && "$only" != fuzz && "$only" != fleet && "$only" != cluster ]]; then
+  # The fault, fleet, cluster and Ansible suites run their own brokers (ports 5712, 5762,
+  # 5710-5730, 5752), the fuzzers need none: alone, they need no test broker.
+  if [[ "$only" != faults && "$only" != fuzz && "$only" != fleet && "$only" != cluster && "$only" != ansible ]]; then
     start_broker
     trap stop_broker EXIT
   fi
@@ -190,6 +201,7 @@ main() {
   if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
   if [[ -z "$only" || "$only" == fleet ]]; then run_fleet; fi
   if [[ -z "$only" || "$only" == cluster ]]; then run_cluster; fi
+  if [[ -z "$only" || "$only" == ansible ]]; then run_ansible; fi
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"

@@ -77,7 +77,7 @@ func bindHTTPServer(application: APIApplication, host: String, port: Int, group:
     try await ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         .childChannelOption(.maxMessagesPerRead, value: 16)
         .childChannelInitializer { channel in
             guard connections.openConnections < maxConnections else {
