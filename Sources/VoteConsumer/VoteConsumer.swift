@@ -65,6 +65,8 @@ final class VoteConsumer: BlockingWorker {
                     backoff = .milliseconds(100)
                 }
                 guard let store, let connection else { continue }
+                // Votes are checked against the store's polls: never drain without them.
+                try drainer.validator.catalog.refreshIfStale()
                 try drainer.drainOneBatch(from: AMQPDeliverySource(connection), into: store, isStopping: { isStopping })
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     lastPrune = .now
