@@ -11,6 +11,8 @@ Usage: scripts/make-secrets.sh [--dir DIR] [--rotate]
 Creates, if missing (mode 600):
   DIR/token-keys       HMAC keys for challenges and session tokens (id:base64 per line)
   DIR/panel-password   password of the producers' panel (user "produtor")
+  DIR/admin-token      the admin API's credential, "produtor:SECRET" (the panel's admin
+                       section asks for it; the API reads PAREDAO_ADMIN_TOKEN_FILE)
   DIR/rabbitmq-USER.password   broker passwords, one per role (scripts/rabbitmq.sh start
                        creates the users with them): paredao-api (publishes votes),
                        paredao-consumer (consumes them), paredao-monitor (reads metrics),
@@ -61,6 +63,10 @@ main() {
     echo "added token key $((last + 1)) to $keys"
   fi
   make_password "$dir/panel-password"
+  if [[ ! -s "$dir/admin-token" ]]; then
+    printf 'produtor:%s\n' "$(random_password)" >"$dir/admin-token"
+    echo "created $dir/admin-token"
+  fi
   for user in paredao-api paredao-consumer paredao-monitor paredao-admin; do
     make_password "$dir/rabbitmq-$user.password"
   done

@@ -98,7 +98,7 @@ run_swift() {
   swift test --skip-build 2>&1 | tee "$out" || status=$?
   if [[ $status == 0 && "${CI:-}" == "true" ]]; then
     local suite
-    for suite in 'Integration on a real RabbitMQ' 'Vote path on a real RabbitMQ' 'Human tokens on the real stack' 'Publisher on a real RabbitMQ' 'Processes on a real RabbitMQ' 'Totals freshness on a real RabbitMQ' 'Broker hardening on a real RabbitMQ'; do
+    for suite in 'Integration on a real RabbitMQ' 'Vote path on a real RabbitMQ' 'Human tokens on the real stack' 'Publisher on a real RabbitMQ' 'Processes on a real RabbitMQ' 'Totals freshness on a real RabbitMQ' 'Broker hardening on a real RabbitMQ' 'Polls on a real RabbitMQ'; do
       if ! grep -q "Suite \"$suite\" passed" "$out"; then
         echo "CI: the integration suite \"$suite\" did not run and pass" >&2
         status=1

@@ -97,6 +97,12 @@ public final class SQLiteStatement {
         try check(sqlite3_bind_int64(statement, index, value))
     }
 
+    /// Binds `value`, or SQL `NULL` when it is `nil`.
+    public func bind(_ value: Int64?, at index: Int32) throws {
+        guard let value else { return try check(sqlite3_bind_null(statement, index)) }
+        try check(sqlite3_bind_int64(statement, index, value))
+    }
+
     public func bind(_ value: String, at index: Int32) throws {
         try check(paredao_sqlite_bind_text(statement, index, value))
     }
@@ -124,6 +130,11 @@ public final class SQLiteStatement {
 
     public func int64(at column: Int32) -> Int64 {
         sqlite3_column_int64(statement, column)
+    }
+
+    /// The column's integer, or `nil` when it is `NULL`.
+    public func optionalInt64(at column: Int32) -> Int64? {
+        sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
     }
 
     public func string(at column: Int32) -> String {

@@ -12,7 +12,7 @@ import VoteStore
 /// A VoteAPI ready to run: its application, and its services with their listeners bound.
 struct VoteAPI {
     let application: APIApplication
-    /// Publisher, totals refresher, vote summary, metrics and HTTP, in start order (the
+    /// Publisher, polls and totals refreshers, vote summary, metrics and HTTP, in start order (the
     /// group stops them in reverse: HTTP first — it drains its connections while the
     /// publisher still confirms their votes — and the publisher last).
     let services: [any Service]
@@ -20,18 +20,31 @@ struct VoteAPI {
     let port: Int
 }
 
-/// The application with the poll and keys the configuration names, behind the given seams.
-/// `main` and the tests both build it here.
-func buildAPIApplication(configuration: APIConfiguration, poll: Poll, publisher: any VotePublishing, totals: any TotalsReading) throws -> APIApplication {
+/// The application with the polls, keys and admin credentials the configuration names,
+/// behind the given seams. `main` and the tests both build it here.
+func buildAPIApplication(configuration: APIConfiguration, polls: PollDirectory, publisher: any VotePublishing, totals: any TotalsReading) throws -> APIApplication {
     let keyring = try TokenKeyring.load(inlineKeys: configuration.tokenKeys, keysFile: configuration.tokenKeysFile)
         .rememberingVerifiedTokens(slots: configuration.verifiedTokenSlots)
-    return APIApplication(configuration: configuration, poll: poll, keyring: keyring, publisher: publisher, totals: totals)
+    let admins = try AdminCredentials.load(file: configuration.adminTokenFile)
+    if admins.isEmpty {
+        Logger(label: "VoteAPI").warning("No admin credential: the admin API is disabled", metadata: ["file": "\(configuration.adminTokenFile)"])
+    }
+    return APIApplication(configuration: configuration, polls: polls, keyring: keyring, adminCredentials: admins, publisher: publisher, totals: totals)
+}
+
+/// The polls directory of `configuration`'s store, seeded from the definition file.
+func buildPollDirectory(configuration: APIConfiguration) throws -> PollDirectory {
+    PollDirectory(
+        store: configuration.store, seed: try Poll.load(from: configuration.common.pollFile),
+        refreshInterval: .milliseconds(configuration.pollsRefreshMillis), closeDelayMillis: Int64(configuration.pollCloseDelayMillis)
+    )
 }
 
 /// Builds every part of VoteAPI from `configuration` and binds its listeners on `group`.
 func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, registry: PrometheusCollectorRegistry?) async throws -> VoteAPI {
     let urls = try configuration.common.brokerURLs()
-    let poll = try Poll.load(from: configuration.common.pollFile)
+    let polls = try buildPollDirectory(configuration: configuration)
+    await polls.load(on: group.next())
     let publisher = VotePublisher(settings: .init(
         urls: urls, queue: configuration.common.queue, deadLetterQueue: configuration.common.deadLetterQueue,
         quorum: configuration.common.quorumQueue, maxQueued: configuration.maxQueuedVotes,
@@ -43,11 +56,12 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
         )
     ))
     let refreshInterval = Duration.milliseconds(configuration.totalsRefreshMillis)
-    let totals = TotalsCache(poll: poll, refreshInterval: refreshInterval, store: configuration.store)
-    let application = try buildAPIApplication(configuration: configuration, poll: poll, publisher: publisher, totals: totals)
+    let totals = TotalsBoard(refreshInterval: refreshInterval, store: configuration.store)
+    let application = try buildAPIApplication(configuration: configuration, polls: polls, publisher: publisher, totals: totals)
     var services: [any Service] = [
         ThreadService(publisher, threadName: "amqp-publisher"),
-        TotalsRefresher(cache: totals, interval: refreshInterval),
+        PollRefresher(directory: polls, interval: .milliseconds(configuration.pollsRefreshMillis)),
+        TotalsRefresher(board: totals, polls: polls, interval: refreshInterval),
         VoteSummary(metrics: application.metrics),
     ]
     do {
@@ -62,11 +76,12 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
         Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
             "address": "\(configuration.host):\(port)",
             "metrics": "\(configuration.common.metricsHost):\(configuration.metricsPort)",
-            "poll": "\(poll.id)", "broker": "\(urls.map(\.description).joined(separator: ","))", "store": "\(configuration.store.kind.rawValue)",
+            "poll": "\(polls.current(atMillis: Timestamp.nowMillis())?.id ?? "none")", "broker": "\(urls.map(\.description).joined(separator: ","))", "store": "\(configuration.store.kind.rawValue)",
         ])
         return VoteAPI(application: application, services: services, port: port)
     } catch {
         await totals.shutdown()
+        await polls.shutdown()
         throw error
     }
 }

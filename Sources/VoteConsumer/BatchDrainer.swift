@@ -70,7 +70,12 @@ struct BatchDrainer: Sendable {
                 }
                 let arrived = now()
                 latest = delivery
-                let votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
+                var votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
+                // A poll opened (or closed) a moment ago: read the polls again before
+                // dead-lettering. A store that cannot be read throws: nothing is acked.
+                if case .failure(let rejection) = votes, rejection.mayBeStalePolls, try validator.catalog.reloadIfAllowed() {
+                    votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
+                }
                 action = machine.delivered(tag: delivery.tag, votes: votes, now: arrived)
 
             case .deadLetter(let tag, let reason):

@@ -56,10 +56,15 @@ struct ConsumerConfiguration: Sendable {
         metricsPort = try ConsumerSettings.metricsPort.value(flag: command.metricsPort, environment: env)
     }
 
-    /// What a vote must be to count: a poll of `polls`, accepted no longer ago than the ids
-    /// are kept to catch repeats, and no later than the allowed clock skew.
-    func validator(polls: [Poll]) -> VoteValidator {
-        VoteValidator(polls: polls, maxAge: .seconds(retentionHours * 3600), maxSkew: .seconds(maxClockSkewSeconds))
+    /// What a vote must be to count: a poll of `catalog`, accepted while it was open, no
+    /// longer ago than the ids are kept to catch repeats, and no later than the allowed skew.
+    func validator(catalog: PollCatalog) -> VoteValidator {
+        VoteValidator(catalog: catalog, maxAge: .seconds(retentionHours * 3600), maxSkew: .seconds(maxClockSkewSeconds))
+    }
+
+    /// The polls of the store, seeded from `seed` (the definition file) when it has none.
+    func pollCatalog(seed: Poll) -> PollCatalog {
+        PollCatalog(loader: PollLoader(store: store, seed: seed))
     }
 
     /// The configuration `arguments` and `environment` give (tests, tools).

@@ -70,6 +70,8 @@ final class VoteConsumer: BlockingWorker {
                     if let failover = rotation.connected() { failedOver(failover) }
                 }
                 guard let store, let connection else { continue }
+                // Votes are checked against the store's polls: never drain without them.
+                try drainer.validator.catalog.refreshIfStale()
                 try drainer.drainOneBatch(from: AMQPDeliverySource(connection), into: store, isStopping: { isStopping })
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     lastPrune = .now

@@ -26,7 +26,7 @@ enum VoteConsumerMain {
         let registry = bootstrapMetrics(valueBuckets: ["paredao_consumer_batch_size": ConsumerMetrics.batchSizeBuckets])
         let logger = Logger(label: "VoteConsumer")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var services: [any Service] = [ThreadService(VoteConsumer(configuration: configuration, urls: urls, validator: configuration.validator(polls: [poll])), threadName: "vote-consumer")]
+        var services: [any Service] = [ThreadService(VoteConsumer(configuration: configuration, urls: urls, validator: configuration.validator(catalog: configuration.pollCatalog(seed: poll))), threadName: "vote-consumer")]
         do {
             if configuration.metricsPort != 0 {
                 let metrics = try await MetricsServer.bind(registry: registry, host: configuration.common.metricsHost, port: configuration.metricsPort, group: group)

@@ -10,6 +10,8 @@ enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
     case unknownParticipant(poll: String, participant: String)
     /// Accepted at a time outside the window around now (in milliseconds since 1970).
     case acceptedAtOutOfWindow(millis: Int64)
+    /// Accepted while its poll was not open: a draft, before the opening, at or after the close.
+    case pollNotOpen(poll: String, millis: Int64)
 
     /// The label of `paredao_consumer_dead_lettered_total`.
     var reason: String {
@@ -18,6 +20,7 @@ enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
         case .unknownPoll: "unknown_poll"
         case .unknownParticipant: "unknown_participant"
         case .acceptedAtOutOfWindow: "accepted_at"
+        case .pollNotOpen: "poll_not_open"
         }
     }
 
@@ -27,23 +30,40 @@ enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
         case .unknownPoll(let poll): "unknown poll \"\(poll)\""
         case .unknownParticipant(let poll, let participant): "\"\(participant)\" is not a participant of poll \"\(poll)\""
         case .acceptedAtOutOfWindow(let millis): "accepted at \(Timestamp.iso8601(millis: millis)), outside the accepted window"
+        case .pollNotOpen(let poll, let millis): "accepted at \(Timestamp.iso8601(millis: millis)), when poll \"\(poll)\" was not open"
+        }
+    }
+
+    /// Whether polls read again might explain the vote (a poll opened a moment ago).
+    var mayBeStalePolls: Bool {
+        switch self {
+        case .unknownPoll, .unknownParticipant, .pollNotOpen: true
+        case .undecodable, .acceptedAtOutOfWindow: false
         }
     }
 }
 
 /// Checks every vote of a message before anything of it counts: its poll is known, its
-/// participant belongs to that poll, and it was accepted inside a window around now — not
+/// participant belongs to that poll, it was accepted inside a window around now — not
 /// older than the dedup window (an older id could no longer be recognised as a repeat), and
-/// not later than the allowed clock skew. Nothing here does arithmetic that can trap.
+/// not later than the allowed clock skew — and while its poll was open (the API's
+/// accepted-at time against the poll's opening and closing times, the rule the API used).
+/// Nothing here does arithmetic that can trap.
 struct VoteValidator: Sendable {
-    private let participantsByPoll: [String: Set<String>]
+    /// The polls, as last read from the store.
+    let catalog: PollCatalog
     let maxAgeMillis: Int64
     let maxSkewMillis: Int64
 
-    init(polls: [Poll], maxAge: Duration, maxSkew: Duration) {
-        participantsByPoll = Dictionary(polls.map { ($0.id, Set($0.participants.map(\.id))) }, uniquingKeysWith: { first, _ in first })
+    init(catalog: PollCatalog, maxAge: Duration, maxSkew: Duration) {
+        self.catalog = catalog
         maxAgeMillis = maxAge.wholeMilliseconds
         maxSkewMillis = maxSkew.wholeMilliseconds
+    }
+
+    /// A validator over a fixed list of polls.
+    init(polls: [Poll], maxAge: Duration, maxSkew: Duration) {
+        self.init(catalog: PollCatalog(polls: polls), maxAge: maxAge, maxSkew: maxSkew)
     }
 
     /// The first problem of `votes` at `nowMillis`, or `nil` when every vote may count.
@@ -51,13 +71,14 @@ struct VoteValidator: Sendable {
         let earliest = nowMillis.subtractingReportingOverflow(maxAgeMillis)
         let latest = nowMillis.addingReportingOverflow(maxSkewMillis)
         for vote in votes {
-            guard let participants = participantsByPoll[vote.pollID] else { return .unknownPoll(vote.pollID) }
-            guard participants.contains(vote.participantID) else {
+            guard let poll = catalog.poll(vote.pollID) else { return .unknownPoll(vote.pollID) }
+            guard poll.participantIndex(of: vote.participantID) != nil else {
                 return .unknownParticipant(poll: vote.pollID, participant: vote.participantID)
             }
             let tooOld = !earliest.overflow && vote.acceptedAtMillis < earliest.partialValue
             let tooNew = !latest.overflow && vote.acceptedAtMillis > latest.partialValue
             if tooOld || tooNew { return .acceptedAtOutOfWindow(millis: vote.acceptedAtMillis) }
+            guard poll.countsVote(acceptedAtMillis: vote.acceptedAtMillis) else { return .pollNotOpen(poll: vote.pollID, millis: vote.acceptedAtMillis) }
         }
         return nil
     }

@@ -11,6 +11,7 @@ public import VoteShared
 ///   indexed on `{poll: 1, hour: 1}` for the totals read.
 /// - `vote_ids`: one document per counted vote, `{_id: <UUID binary>, at: <accepted at>}`,
 ///   with a TTL index on `at` for the dedup window.
+/// - `polls` and `audit_log`: see `MongoVoteStore+Polls.swift`.
 ///
 /// On a replica set (or a sharded cluster) a batch's new ids and its counter increments
 /// commit in one transaction: ids are upserted with `$setOnInsert` and only the ones the
@@ -33,14 +34,16 @@ public final class MongoVoteStore: VoteStore {
         public static let standard = RetryPolicy(attempts: 5, firstBackoff: .milliseconds(50), maxBackoff: .seconds(1), commitAttempts: 3)
     }
 
-    private let client: MongoClient
+    let client: MongoClient
     private let totals: MongoCollection
     private let ids: MongoCollection
     private let retentionSeconds: Int
     private let retry: RetryPolicy
-    private let majorityTimeoutMillis: Int32 = 10_000
+    let majorityTimeoutMillis: Int32 = 10_000
     private let logger = Logger(label: "paredao.store.mongodb")
     private var transactions: Bool?
+    /// Whether the `polls` index that allows one open poll was made (once per store).
+    var pollIndexReady = false
     // Scratch documents reused for every vote of a batch: the bulk copies each update in.
     private let idFilter = BSONDocument()
     private let idUpdate = BSONDocument()
@@ -271,7 +274,7 @@ public final class MongoVoteStore: VoteStore {
         }
     }
 
-    private static func storeError(_ operation: String, _ error: MongoError) -> StoreError {
+    static func storeError(_ operation: String, _ error: MongoError) -> StoreError {
         StoreError(operation: operation, code: Int(error.code), message: error.description)
     }
 

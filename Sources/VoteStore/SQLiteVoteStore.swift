@@ -5,7 +5,7 @@ public import VoteShared
 /// The embedded default store: one SQLite file in WAL mode, shared by the consumer
 /// (writer) and the API (reader).
 public final class SQLiteVoteStore: VoteStore {
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
     private let insertID: SQLiteStatement
     private let addVotes: SQLiteStatement
     private let selectCounts: SQLiteStatement
@@ -37,6 +37,7 @@ public final class SQLiteVoteStore: VoteStore {
                     PRIMARY KEY (poll, hour, participant)
                 ) WITHOUT ROWID;
                 """)
+            try database.execute(Self.pollTablesSQL)
             insertID = try database.prepare("INSERT OR IGNORE INTO vote_ids (id, accepted_at) VALUES (?1, ?2)")
             addVotes = try database.prepare("""
                 INSERT INTO hourly_counts (poll, hour, participant, votes) VALUES (?1, ?2, ?3, ?4)
@@ -118,7 +119,7 @@ public final class SQLiteVoteStore: VoteStore {
         }
     }
 
-    private static func storeError(_ operation: String, _ error: any Error) -> StoreError {
+    static func storeError(_ operation: String, _ error: any Error) -> StoreError {
         if let error = error as? SQLiteError {
             return StoreError(operation: operation, code: Int(error.code), message: error.message)
         }

@@ -97,6 +97,15 @@ public struct StoreConfiguration: Sendable {
         }
     }
 
+    /// Opens the polls and audit log of the store this configuration names (a connection
+    /// of its own).
+    public func openPollStore() throws(StoreError) -> any PollStore {
+        switch kind {
+        case .sqlite: try SQLiteVoteStore(path: sqlitePath)
+        case .mongodb: try MongoVoteStore(url: mongoURL, voteIDRetentionSeconds: voteIDRetentionSeconds, appName: appName)
+        }
+    }
+
     /// Where the store is, for logs (a MongoDB URL without its password).
     public var location: String {
         switch kind {

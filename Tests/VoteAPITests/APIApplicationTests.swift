@@ -186,13 +186,25 @@ struct SessionLimiterTests {
 struct StrictRouteTests {
     @Test(arguments: Route.allCases.filter { $0 != .unmatched })
     func aRouteMatchesOnlyItsExactSpellingWithOrWithoutAQuery(_ route: Route) {
-        #expect(Route(uri: route.rawValue) == route)
-        #expect(Route(uri: route.rawValue + "?poll=x") == route)
-        for alias in [route.rawValue + "/", "/" + route.rawValue, route.rawValue + "//", route.rawValue.uppercased(),
-                      route.rawValue.replacingOccurrences(of: "/", with: "//"), route.rawValue + "%2F", route.rawValue + ";x",
-                      route.rawValue + "/?x", route.rawValue + "#x", " " + route.rawValue, route.rawValue + "/.", route.rawValue + "/../" + route.rawValue.split(separator: "/").last!] {
+        let path = route.samplePath
+        #expect(Route(uri: path) == route)
+        #expect(Route(uri: path + "?poll=x") == route)
+        for alias in [path + "/", "/" + path, path + "//", path.uppercased(),
+                      path.replacingOccurrences(of: "/", with: "//"), path + "%2F", path + ";x",
+                      path + "/?x", path + "#x", " " + path, path + "/.", path + "/../" + path.split(separator: "/").last!] {
             #expect(Route(uri: alias) == .unmatched, "\(alias) is not an alias of \(route.rawValue)")
         }
+    }
+
+    @Test func aTemplateMatchesAValidPollIDOnly() {
+        #expect(Route(uri: "/api/v1/admin/polls/{id}") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/{id}/open") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/P1") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/p1/delete") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/%70%31") == .unmatched)
+        #expect(Route(uri: "/api/v1/admin/polls/bbb26-paredao-11/close") == .adminPollClose)
+        #expect(Route.pollID(in: "/api/v1/admin/polls/bbb26-paredao-11/close?x=1") == "bbb26-paredao-11")
     }
 
     @Test func unmatchedIsNotARouteName() {

@@ -12,6 +12,13 @@ import VoteStore
 /// temporary folder.
 struct TestApplication {
     static let keyring = try! TokenKeyring(keys: [(1, Array(repeating: 42, count: 32))])
+    static let adminToken = "produtor:test-admin-secret-0123456789"
+    /// An admin credentials file shared by every test application.
+    static let adminTokenFile: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("paredao-admin-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: path, contents: Data((adminToken + "\n").utf8))
+        return path
+    }()
     let application: APIApplication
     let publisher: ScriptedPublisher
 
@@ -24,13 +31,15 @@ struct TestApplication {
             "PAREDAO_TOKEN_KEYS": "1:" + Data(repeating: 42, count: 32).base64EncodedString(),
             "PAREDAO_POW_DIFFICULTY": "4",
             "PAREDAO_POW_MAX_DIFFICULTY": "8",
+            "PAREDAO_ADMIN_TOKEN_FILE": Self.adminTokenFile,
         ]
         env.merge(environment) { $1 }
         let configuration = try APIConfiguration(environment: env)
-        let poll = try Poll.load(from: configuration.common.pollFile)
-        let totals = TotalsCache(poll: poll, refreshInterval: .milliseconds(10), store: configuration.store)
+        let totals = TotalsBoard(refreshInterval: .milliseconds(10), store: configuration.store)
+        let polls = try buildPollDirectory(configuration: configuration)
+        polls.loadBlocking()
         self.publisher = publisher
-        application = try buildAPIApplication(configuration: configuration, poll: poll, publisher: publisher, totals: totals)
+        application = try buildAPIApplication(configuration: configuration, polls: polls, publisher: publisher, totals: totals)
     }
 
     /// Sends one request and returns its answer, waiting for a deferred one. Deferred

@@ -58,3 +58,26 @@ struct VoteValidatorTests {
         #expect(DeliveryRejection.acceptedAtOutOfWindow(millis: 0).reason == "accepted_at")
     }
 }
+
+@Suite("Vote validation against the poll's opening and closing")
+struct PollWindowValidationTests {
+    static let now = VoteValidatorTests.now
+    let people = [Participant(id: "a", name: "A", photoUrl: ""), Participant(id: "b", name: "B", photoUrl: "")]
+
+    func vote(_ poll: String, at millis: Int64) -> Vote {
+        Vote(id: .random(), pollID: poll, participantID: "a", acceptedAtMillis: millis)
+    }
+
+    @Test func aVoteCountsOnlyBetweenTheOpeningAndTheClose() throws {
+        let closed = try Poll(id: "p1", title: "t", participants: people, state: .closed, openedAtMillis: Self.now - 60_000, closedAtMillis: Self.now)
+        let draft = try Poll(id: "p2", title: "t", participants: people, state: .draft)
+        let validator = VoteValidator(polls: [closed, draft], maxAge: .seconds(86_400), maxSkew: .seconds(300))
+        #expect(validator.check([vote("p1", at: Self.now - 1)], nowMillis: Self.now + 5_000) == nil)
+        #expect(validator.check([vote("p1", at: Self.now)], nowMillis: Self.now + 5_000) == .pollNotOpen(poll: "p1", millis: Self.now))
+        #expect(validator.check([vote("p1", at: Self.now - 60_001)], nowMillis: Self.now) == .pollNotOpen(poll: "p1", millis: Self.now - 60_001))
+        #expect(validator.check([vote("p2", at: Self.now)], nowMillis: Self.now) == .pollNotOpen(poll: "p2", millis: Self.now))
+        #expect(DeliveryRejection.pollNotOpen(poll: "p1", millis: 0).reason == "poll_not_open")
+        #expect(DeliveryRejection.pollNotOpen(poll: "p1", millis: 0).mayBeStalePolls)
+        #expect(!DeliveryRejection.acceptedAtOutOfWindow(millis: 0).mayBeStalePolls)
+    }
+}

@@ -151,3 +151,102 @@ struct StoreContractTests {
         #expect(throws: StoreError.self) { try SQLiteVoteStore(path: "/proc/paredao/votes.sqlite") }
     }
 }
+
+/// The polls half of the store contract: the same tests for every store.
+@Suite("Poll store contract")
+struct PollStoreContractTests {
+    static let now: Int64 = 1_795_352_400_000
+    let now = Self.now
+    let people = [
+        Participant(id: "aline", name: "Aline", photoUrl: "/img/aline.svg"),
+        Participant(id: "diego", name: "Diego", photoUrl: "/img/diego.svg"),
+        Participant(id: "camila", name: "Camila", photoUrl: ""),
+    ]
+
+    func withPollStore(_ fixture: StoreFixture, _ body: (_ open: () throws -> any PollStore) throws -> Void) throws {
+        let made = try fixture.make()
+        defer { made.cleanUp() }
+        try body { try #require(try made.open() as? any PollStore) }
+    }
+
+    func rules(_ store: any PollStore) throws -> PollLifecycle {
+        PollLifecycle(polls: try store.polls(), closeDelayMillis: 2_000)
+    }
+
+    @Test(arguments: StoreFixture.all)
+    func aPollGoesThroughItsLifeAndReadsBackTheSame(_ fixture: StoreFixture) throws {
+        try withPollStore(fixture) { open in
+            let store = try open()
+            #expect(try store.polls().isEmpty)
+            let created = try rules(store).create(id: "p11", title: "Paredão 11", participants: people, nowMillis: now)
+            #expect(try store.write(created) == .written)
+            #expect(try store.polls() == [created.poll])
+            let edited = try rules(store).edit(id: "p11", title: "Paredão 11 — quem sai?", participants: Array(people.prefix(2)))
+            #expect(try store.write(edited) == .written)
+            let opened = try rules(store).open(id: "p11", nowMillis: now + 1_000)
+            #expect(try store.write(opened) == .written)
+            let closed = try rules(store).close(id: "p11", nowMillis: now + 60_000)
+            #expect(try store.write(closed) == .written)
+            let other = try open()
+            #expect(try other.polls() == [closed.poll])
+            #expect(closed.poll.openedAtMillis == now + 1_000 && closed.poll.closedAtMillis == now + 62_000)
+        }
+    }
+
+    @Test(arguments: StoreFixture.all)
+    func aChangeDecidedOnAStaleReadIsAConflict(_ fixture: StoreFixture) throws {
+        try withPollStore(fixture) { open in
+            let store = try open()
+            let created = try rules(store).create(id: "p1", title: "P1", participants: people, nowMillis: now)
+            #expect(try store.write(created) == .written)
+            #expect(try store.write(created) == .conflict)
+            let stale = try rules(store)
+            #expect(try store.write(try stale.open(id: "p1", nowMillis: now)) == .written)
+            // Both decided while p1 was a draft: the second one lost the race.
+            #expect(try store.write(try stale.edit(id: "p1", title: "x", participants: nil)) == .conflict)
+            #expect(try store.polls().first?.title == "P1")
+        }
+    }
+
+    @Test(arguments: StoreFixture.all)
+    func theStoreNeverHoldsTwoOpenPolls(_ fixture: StoreFixture) throws {
+        try withPollStore(fixture) { open in
+            let store = try open()
+            for id in ["p1", "p2"] {
+                #expect(try store.write(try rules(store).create(id: id, title: id, participants: people, nowMillis: now)) == .written)
+            }
+            // Two admins each saw no open poll and opened a different draft.
+            let seenByBoth = try rules(store)
+            #expect(try store.write(try seenByBoth.open(id: "p1", nowMillis: now)) == .written)
+            #expect(try store.write(try seenByBoth.open(id: "p2", nowMillis: now)) == .conflict)
+            #expect(try store.polls().filter { $0.state == .open }.map(\.id) == ["p1"])
+        }
+    }
+
+    @Test(arguments: StoreFixture.all)
+    func theDefinitionSeedsOnlyAnEmptyStore(_ fixture: StoreFixture) throws {
+        try withPollStore(fixture) { open in
+            let store = try open()
+            let definition = try Poll(id: "seed", title: "Paredão", participants: people)
+            let seeded = try store.pollsSeeding(definition, nowMillis: now)
+            #expect(seeded.map(\.id) == ["seed"] && seeded.first?.state == .open && seeded.first?.openedAtMillis == now)
+            let other = try Poll(id: "other", title: "Outro", participants: people)
+            #expect(try open().pollsSeeding(other, nowMillis: now + 5).map(\.id) == ["seed"])
+            #expect(try store.pollsSeeding(nil, nowMillis: now).count == 1)
+        }
+    }
+
+    @Test(arguments: StoreFixture.all)
+    func theAuditLogReadsNewestFirst(_ fixture: StoreFixture) throws {
+        try withPollStore(fixture) { open in
+            let store = try open()
+            #expect(try store.auditLog(limit: 10).isEmpty)
+            let entries = (0..<5).map {
+                AuditEntry(atMillis: now + Int64($0), actor: "produtor", action: "open", pollID: "p\($0)", detail: "{\"n\":\($0)}", client: "203.0.113.\($0)")
+            }
+            for entry in entries { try store.appendAudit(entry) }
+            #expect(try open().auditLog(limit: 3) == Array(entries.reversed().prefix(3)))
+            #expect(try store.auditLog(limit: 100).count == 5)
+        }
+    }
+}

@@ -88,6 +88,9 @@ class MockMongo:
         self.deletes = []
         self.handlers = {}          # command name (lower case) -> function(request)
         self.lock = threading.Lock()
+        self.polls = []             # the polls collection, as the store wrote it
+        self.polls_index_ok = None
+        self.poll_commands = []
         self.server.autoresponds(self.housekeeping)
 
     @property
@@ -126,9 +129,39 @@ class MockMongo:
             with self.lock:
                 self.deletes.append(request.doc)
             return request.replies(ok=1, n=0)
+        if self.answer_polls(name, request):
+            return True
         if name in self.handlers:
             return self.handlers[name](request)
         return False
+
+    def answer_polls(self, name, request):
+        """The polls collection (read every second, seeded once from config/poll.json): kept
+        here like a tiny database, so the vote scenarios see the seeded poll open."""
+        collection = request.doc.get(request.command_name) if request.command_name else None
+        if collection not in ("polls", "audit_log"):
+            return False
+        with self.lock:
+            self.poll_commands.append(request.doc)
+            if name == "createindexes":
+                index = request.doc["indexes"][0]
+                self.polls_index_ok = dict(index["key"]) == {"state": 1} and bool(index.get("unique")) \
+                    and dict(index["partialFilterExpression"]) == {"state": "open"}
+                request.replies(ok=1)
+            elif name == "find":
+                documents = self.polls if collection == "polls" else []
+                request.replies(cursor={"id": Int64(0), "ns": f"paredao.{collection}", "firstBatch": documents}, ok=1)
+            elif name == "insert":
+                documents = list(request.doc["documents"])
+                if collection == "polls":
+                    if any(existing["_id"] == document["_id"] for document in documents for existing in self.polls):
+                        request.replies(ok=1, n=0, writeErrors=[{"index": 0, "code": 11000, "errmsg": "E11000 duplicate key"}])
+                        return True
+                    self.polls.extend(documents)
+                request.replies(ok=1, n=len(documents))
+            else:
+                request.replies(ok=1, n=0)
+        return True
 
     def receives(self, command, collection=None):
         request = self.server.receives(timeout=WAIT)
@@ -578,6 +611,21 @@ class Suite:
         expect(abs(cutoff - (time.time() * 1000 - RETENTION_HOURS * 3_600_000)) < 600_000, "prune cutoff is not now minus the dedup window")
         self.restart_consumer()
 
+    def scenario_polls_seeded_once_and_read(self):
+        """Both processes seed the definition file's poll once (an insert into polls, open,
+        with its times as dates) and read polls back; the API serves it as the current poll."""
+        for mongo in (self.consumer_mongo, self.api_mongo):
+            with mongo.lock:
+                polls = list(mongo.polls)
+                finds = [doc for doc in mongo.poll_commands if "find" in doc and doc["find"] == "polls"]
+            expect(len(polls) == 1 and polls[0]["_id"] == POLL_ID, f"polls seeded: {polls}")
+            expect(polls[0]["state"] == "open" and isinstance(polls[0]["openedAt"], datetime.datetime), f"seeded poll {polls[0]}")
+            expect([p["id"] for p in polls[0]["participants"]] == PARTICIPANTS, f"participants {polls[0]['participants']}")
+            expect(finds, "polls were read")
+            expect(mongo.polls_index_ok, "the one_open index: {state: 1}, unique, partial on state open")
+        status, body = api_call("GET", "/api/v1/poll")
+        expect(status == 200 and json.loads(body)["poll"]["state"] == "open", f"/api/v1/poll answered {status}: {body[:200]!r}")
+
     def scenario_standalone_counts_at_least_once(self):
         """Against a standalone server the consumer says so and writes without a transaction:
         it looks the ids up, adds the new ones' counts, then upserts the ids (w: majority)."""
@@ -623,7 +671,7 @@ class Suite:
         ordered = [
             "votes_through_the_api", "redelivered_batch_counts_nothing", "network_error_mid_batch", "not_primary",
             "unknown_commit_result", "write_error_is_not_acked", "totals_read_path", "every_vote_was_acked",
-            "standalone_counts_at_least_once",
+            "polls_seeded_once_and_read", "standalone_counts_at_least_once",
         ]
         available = dict(self.scenarios())
         assert set(ordered) == set(available), "every scenario is listed in the run order"

@@ -30,6 +30,8 @@
   };
 
   let participants = [];
+  let pollId = null;
+  let pollState = null;
   let busy = false;
   let retryAction = null;
 
@@ -226,7 +228,10 @@
       if (!data.poll || !Array.isArray(data.poll.participants)) {
         throw new P.ApiError('protocol', 200, '', 'no poll');
       }
+      pollId = data.poll.id;
+      pollState = data.poll.state;
       renderParticipants(data.poll);
+      if (pollState === 'closed') await showClosed();
     } catch (err) {
       const loading = document.getElementById('carregando');
       if (loading) loading.textContent = 'Não foi possível carregar os participantes.';
@@ -324,6 +329,40 @@
     el.votarNovamente.focus();
   }
 
+  /* The poll was closed on air: no more voting, the final result instead. */
+  async function showClosed() {
+    cancelFollowUps();
+    el.form.hidden = true;
+    el.confirmacao.hidden = false;
+    el.votarNovamente.hidden = true;
+    const titulo = document.getElementById('confirmacao-titulo');
+    if (titulo) titulo.textContent = 'Votação encerrada — resultado final';
+    const instrucao = document.getElementById('instrucao');
+    if (instrucao) instrucao.textContent = 'Votação encerrada. Obrigado a quem votou!';
+    setStatus('Votação encerrada.', 'status-neutro');
+    try {
+      const totals = await P.requestJson('GET', P.API + '/totals?poll=' + encodeURIComponent(pollId), { timeoutMs: 5000 });
+      P.renderBars(el.parcial, totals, null);
+      el.parcialTotal.textContent = 'Total de votos: ' + P.formatVotes(totals.total) + '.';
+    } catch (err) {
+      el.parcialTotal.textContent = 'O resultado final aparece em instantes.';
+    }
+  }
+
+  /* While the page is open, notice a close (or a new paredão) announced on air. */
+  async function watchPoll() {
+    try {
+      const data = await P.requestJson('GET', P.API + '/poll', { timeoutMs: 5000 });
+      if (data.poll && (data.poll.id !== pollId || data.poll.state !== pollState)) {
+        if (data.poll.id !== pollId) { window.location.reload(); return; }
+        pollState = data.poll.state;
+        if (pollState === 'closed') await showClosed();
+      }
+    } catch (err) {
+      // Checked again at the next tick.
+    }
+  }
+
   async function sendVote(vote) {
     if (busy) return;
     setBusy(true);
@@ -336,7 +375,7 @@
         try {
           const data = await P.requestJson('POST', P.API + '/votes', {
             token: session.token,
-            body: { participant: vote.participant, voteId: vote.id },
+            body: { participant: vote.participant, voteId: vote.id, poll: pollId },
           });
           if (data.vote && typeof data.vote.votesRemaining === 'number') {
             session.votesRemaining = data.vote.votesRemaining;
@@ -360,6 +399,10 @@
       throw lastError;
     } catch (err) {
       setStatus('');
+      if (err instanceof P.ApiError && err.status === 409) {
+        await watchPoll();
+        if (pollState === 'closed') return;
+      }
       showError(P.describeError(err, 'vote'), function () { sendVote(vote); });
     } finally {
       setBusy(false);
@@ -398,4 +441,5 @@
 
   loadPoll();
   prefetchSession();
+  setInterval(watchPoll, 5000);
 })();

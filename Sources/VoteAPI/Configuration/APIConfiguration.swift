@@ -39,6 +39,11 @@ enum APISettings {
     static let drainSeconds = Setting("PAREDAO_DRAIN_SECONDS", default: 10, help: "on SIGTERM, how long open requests (votes waiting for their confirm) may take to finish").within(0...300)
     static let tokenKeysFile = Setting("PAREDAO_TOKEN_KEYS_FILE", default: "var/secrets/token-keys", help: "HMAC keys (id:base64 per line, last signs)")
     static let tokenKeys = Setting("PAREDAO_TOKEN_KEYS", default: "", help: "inline keys, comma-separated, instead of the file")
+    static let pollsRefreshMillis = Setting("PAREDAO_POLLS_REFRESH_MS", default: 1000, help: "how often the polls are re-read from the store (an admin change reaches every instance within this)").within(10...60_000)
+    static let pollCloseDelayMillis = Setting("PAREDAO_POLL_CLOSE_DELAY_MS", default: 2500, help: "\"close now\" stops counting votes this long after the click, so every instance knows first (more than the polls refresh)").within(0...600_000)
+    static let adminTokenFile = Setting("PAREDAO_ADMIN_TOKEN_FILE", default: "var/secrets/admin-token", help: "admin credentials (name:secret per line); missing = admin API disabled")
+    static let adminRate = Setting("PAREDAO_ADMIN_RATE", default: 1.0, help: "admin requests per client network per second, sustained; more get 429").within(0.001...1000)
+    static let adminBurst = Setting("PAREDAO_ADMIN_BURST", default: 20, help: "admin requests per client network in a burst").within(1...10_000)
 }
 
 /// `VoteAPI`'s command line: every setting as a flag that wins over its environment variable.
@@ -83,6 +88,11 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.drainSeconds.flag), help: APISettings.drainSeconds.argumentHelp) var drainSeconds: String?
     @Option(name: .customLong(APISettings.tokenKeysFile.flag), help: APISettings.tokenKeysFile.argumentHelp) var tokenKeysFile: String?
     @Option(name: .customLong(APISettings.tokenKeys.flag), help: APISettings.tokenKeys.argumentHelp) var tokenKeys: String?
+    @Option(name: .customLong(APISettings.pollsRefreshMillis.flag), help: APISettings.pollsRefreshMillis.argumentHelp) var pollsRefreshMillis: String?
+    @Option(name: .customLong(APISettings.pollCloseDelayMillis.flag), help: APISettings.pollCloseDelayMillis.argumentHelp) var pollCloseDelayMillis: String?
+    @Option(name: .customLong(APISettings.adminTokenFile.flag), help: APISettings.adminTokenFile.argumentHelp) var adminTokenFile: String?
+    @Option(name: .customLong(APISettings.adminRate.flag), help: APISettings.adminRate.argumentHelp) var adminRate: String?
+    @Option(name: .customLong(APISettings.adminBurst.flag), help: APISettings.adminBurst.argumentHelp) var adminBurst: String?
 }
 
 /// Everything VoteAPI reads at start-up.
@@ -118,6 +128,11 @@ struct APIConfiguration: Sendable {
     var drainSeconds: Int
     var tokenKeysFile: String
     var tokenKeys: String
+    var pollsRefreshMillis: Int
+    var pollCloseDelayMillis: Int
+    var adminTokenFile: String
+    var adminRate: Double
+    var adminBurst: Int
 
     init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
@@ -158,6 +173,11 @@ struct APIConfiguration: Sendable {
         drainSeconds = try APISettings.drainSeconds.value(flag: command.drainSeconds, environment: env)
         tokenKeysFile = try APISettings.tokenKeysFile.value(flag: command.tokenKeysFile, environment: env)
         tokenKeys = try APISettings.tokenKeys.value(flag: command.tokenKeys, environment: env)
+        pollsRefreshMillis = try APISettings.pollsRefreshMillis.value(flag: command.pollsRefreshMillis, environment: env)
+        pollCloseDelayMillis = try APISettings.pollCloseDelayMillis.value(flag: command.pollCloseDelayMillis, environment: env)
+        adminTokenFile = try APISettings.adminTokenFile.value(flag: command.adminTokenFile, environment: env)
+        adminRate = try APISettings.adminRate.value(flag: command.adminRate, environment: env)
+        adminBurst = try APISettings.adminBurst.value(flag: command.adminBurst, environment: env)
         guard maxDifficulty >= baseDifficulty else {
             throw ConfigurationError(key: APISettings.maxDifficulty.key, message: "must be at least \(APISettings.baseDifficulty.key) (\(baseDifficulty))")
         }

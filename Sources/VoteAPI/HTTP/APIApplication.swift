@@ -4,11 +4,11 @@ import NIOHTTP1
 import VoteShared
 
 /// The vote path's shared state and the route table: each route's logic lives in the
-/// extension of its concern (`Sessions/`, `Votes/`), the broker and the store behind the
-/// ``VotePublishing`` and ``TotalsReading`` seams.
+/// extension of its concern (`Sessions/`, `Votes/`, `Polls/`, `Admin/`), the broker and the
+/// store behind the ``VotePublishing`` and ``TotalsReading`` seams.
 final class APIApplication: Sendable {
     let configuration: APIConfiguration
-    let poll: Poll
+    let polls: PollDirectory
     let keyring: TokenKeyring
     let publisher: any VotePublishing
     let totals: any TotalsReading
@@ -21,11 +21,17 @@ final class APIApplication: Sendable {
     let metrics = APIMetrics()
     let trustedProxies: Set<String>
     let connectionLimits: ConnectionLimits
-    private let pollJSON: [UInt8]
+    let adminCredentials: AdminCredentials
+    /// Admin requests per client network (strict: a handful of producers use it).
+    let adminLimiter: NetworkLimiter
 
-    init(configuration: APIConfiguration, poll: Poll, keyring: TokenKeyring, publisher: any VotePublishing, totals: any TotalsReading) {
+    init(
+        configuration: APIConfiguration, polls: PollDirectory, keyring: TokenKeyring, adminCredentials: AdminCredentials,
+        publisher: any VotePublishing, totals: any TotalsReading
+    ) {
         self.configuration = configuration
-        self.poll = poll
+        self.polls = polls
+        self.adminCredentials = adminCredentials
         self.keyring = keyring
         self.publisher = publisher
         self.totals = totals
@@ -36,7 +42,7 @@ final class APIApplication: Sendable {
         sessionLimiter = NetworkLimiter(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst, maxNetworks: configuration.maxTrackedSessions)
         trustedProxies = Set(configuration.trustedProxies)
         connectionLimits = configuration.connectionLimits
-        pollJSON = Self.render(poll)
+        adminLimiter = NetworkLimiter(ratePerSecond: configuration.adminRate, burst: configuration.adminBurst, maxNetworks: 65_536)
     }
 
     /// Answers one request.
@@ -50,16 +56,17 @@ final class APIApplication: Sendable {
         case .readyz:
             return .later(readiness(on: eventLoop))
         case .poll:
-            return .now(APIResponse(status: .ok, body: pollJSON))
+            return .now(currentPoll())
         case .totals, .total:
-            return .later(totals.snapshot(on: eventLoop).map { APIResponse(status: .ok, body: $0.json) }
-                .flatMapErrorThrowing { _ in APIResponse(error: APIError(status: .serviceUnavailable, code: "store_unavailable", message: "Totals cannot be read right now.", retryAfterSeconds: 1)) })
+            return pollTotals(request, on: eventLoop)
         case .challenges:
             return .now(issueChallenge(request))
         case .sessions:
             return .now(createSession(request))
         case .votes:
             return castVote(request, on: eventLoop)
+        case .adminPolls, .adminPoll, .adminPollOpen, .adminPollClose, .adminAudit:
+            return admin(request, on: eventLoop)
         case .unmatched:
             return .now(APIResponse(error: .notFound(request.uri)))
         }
@@ -68,35 +75,16 @@ final class APIApplication: Sendable {
     private func readiness(on eventLoop: any EventLoop) -> EventLoopFuture<APIResponse> {
         let brokerUp = publisher.isConnected
         let brokerBlocked = publisher.isBlocked
-        return totals.storeProblem(on: eventLoop).map { storeProblem in
+        let pollsProblem = polls.hasRead ? polls.storeProblem : (polls.storeProblem ?? "not read yet")
+        let totalsProblem = polls.current(atMillis: Timestamp.nowMillis()).map { totals.storeProblem(of: $0, on: eventLoop) } ?? eventLoop.makeSucceededFuture(nil)
+        return totalsProblem.map { storeProblem in
             var reasons: [String] = []
             if !brokerUp { reasons.append("broker connection is down") }
             if brokerBlocked { reasons.append("broker is blocked (memory or disk alarm)") }
+            if let pollsProblem { reasons.append("polls are not readable: \(pollsProblem)") }
             if let storeProblem { reasons.append("store is not readable: \(storeProblem)") }
             guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
             return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))
         }
-    }
-
-    private static func render(_ poll: Poll) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.key("poll")
-        writer.beginObject()
-        writer.field("id", poll.id)
-        writer.field("title", poll.title)
-        writer.key("participants")
-        writer.beginArray()
-        for participant in poll.participants {
-            writer.beginObject()
-            writer.field("id", participant.id)
-            writer.field("name", participant.name)
-            writer.field("photoUrl", participant.photoUrl)
-            writer.endObject()
-        }
-        writer.endArray()
-        writer.endObject()
-        writer.endObject()
-        return writer.bytes
     }
 }

@@ -16,6 +16,7 @@ struct APIError: Error, Equatable {
         case 401: code == "session_exhausted" ? "budget" : "token"
         case 429: "rate"
         case 422: "participant"
+        case 409: "poll"
         case 503: "broker"
         default: "invalid"
         }
@@ -115,6 +116,45 @@ struct APIError: Error, Equatable {
 
     static func notReady(_ reasons: [String]) -> APIError {
         APIError(status: .serviceUnavailable, code: "not_ready", message: reasons.joined(separator: "; "), retryAfterSeconds: 1)
+    }
+
+    static let pollClosed = APIError(status: .conflict, code: "poll_closed", message: "Voting for this paredão has ended; the result is final.")
+
+    static let pollNotOpen = APIError(status: .conflict, code: "poll_not_open", message: "No paredão is open for voting right now.")
+
+    static let pollsUnavailable = APIError(status: .serviceUnavailable, code: "polls_unavailable", message: "The polls cannot be read right now; retry shortly.", retryAfterSeconds: 1)
+
+    static let noPoll = APIError(status: .notFound, code: "no_poll", message: "There is no paredão yet.")
+
+    static func unknownPoll(_ id: Substring) -> APIError {
+        APIError(status: .notFound, code: "unknown_poll", message: "There is no poll \"\(id.prefix(64))\".")
+    }
+
+    static let adminCredentialMissing = APIError(status: .unauthorized, code: "admin_unauthenticated", message: "Send Authorization: Bearer <admin credential>.")
+
+    static let adminCredentialWrong = APIError(status: .forbidden, code: "admin_forbidden", message: "The admin credential is not valid.")
+
+    static let adminDisabled = APIError(status: .serviceUnavailable, code: "admin_disabled", message: "The admin API has no credential configured (PAREDAO_ADMIN_TOKEN_FILE).")
+
+    static func adminRateLimited(retryAfter: Int) -> APIError {
+        APIError(status: .tooManyRequests, code: "rate_limited", message: "Too many admin requests from this network; retry in \(retryAfter) s.", retryAfterSeconds: retryAfter)
+    }
+
+    static func pollRule(_ violation: PollRuleViolation) -> APIError {
+        switch violation {
+        case .unknownPoll(let id): APIError(status: .notFound, code: "unknown_poll", message: "There is no poll \"\(id.prefix(64))\".")
+        case .alreadyExists: APIError(status: .conflict, code: "poll_exists", message: violation.description)
+        case .notDraft: APIError(status: .conflict, code: "poll_not_draft", message: violation.description)
+        case .notOpen: APIError(status: .conflict, code: "poll_not_open", message: violation.description)
+        case .anotherPollOpen: APIError(status: .conflict, code: "another_poll_open", message: violation.description)
+        case .invalid(let problem): APIError(status: .unprocessableEntity, code: "invalid_poll", message: problem)
+        }
+    }
+
+    static let pollChangedMeanwhile = APIError(status: .conflict, code: "poll_changed", message: "The poll changed meanwhile (or another poll was opened); read it again.")
+
+    static func storeUnavailable(_ what: String) -> APIError {
+        APIError(status: .serviceUnavailable, code: "store_unavailable", message: "\(what) cannot be reached right now.", retryAfterSeconds: 1)
     }
 
     static let internalError = APIError(status: .internalServerError, code: "internal", message: "Something went wrong on our side.")

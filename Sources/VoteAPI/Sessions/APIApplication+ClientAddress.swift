@@ -7,6 +7,8 @@ struct Peer {
     var isTrustedProxy: Bool
     /// The peer's own network, used when it is not a trusted proxy.
     var network: ClientNetwork?
+    /// The peer's address as the socket gave it (for the admin audit log).
+    var address: String = ""
 }
 
 extension APIApplication {
@@ -28,7 +30,7 @@ extension APIApplication {
     /// What the API needs to know of a connection's peer address.
     func peer(address: String?) -> Peer {
         let address = address ?? ""
-        return Peer(isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address))
+        return Peer(isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address), address: address)
     }
 }
 

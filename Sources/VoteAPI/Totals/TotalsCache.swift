@@ -10,8 +10,9 @@ import VoteStore
 /// flight however many requests ask.
 ///
 /// Readers get the latest snapshot at once (stale-while-revalidate); only the very first
-/// read waits for the store.
-final class TotalsCache: TotalsReading {
+/// read waits for the store. One cache per poll; every cache reads on the one thread of
+/// their shared ``TotalsStoreReader``.
+final class TotalsCache: Sendable {
     private struct State {
         var latest: TotalsSnapshot?
         var lastError: StoreError?
@@ -20,30 +21,21 @@ final class TotalsCache: TotalsReading {
         var waiters: [EventLoopPromise<TotalsSnapshot>] = []
     }
 
-    private let poll: Poll
+    let poll: Poll
     private let refreshInterval: Duration
-    private let storeConfiguration: StoreConfiguration
-    private let pool: NIOThreadPool
+    private let reader: TotalsStoreReader
     private let state = Mutex(State())
-    private let storeBox = StoreBox()
     private let logger = Logger(label: "VoteAPI.totals")
 
-    /// The store is opened lazily on the cache's own thread, which is its only user.
-    init(poll: Poll, refreshInterval: Duration, store: StoreConfiguration) {
+    init(poll: Poll, refreshInterval: Duration, reader: TotalsStoreReader) {
         self.poll = poll
         self.refreshInterval = refreshInterval
-        storeConfiguration = store
-        pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
+        self.reader = reader
     }
 
     /// Starts a read unless one ran within the refresh interval (the background refresh).
     func refreshIfStale() {
         if state.withLock({ Self.claimRefresh(&$0, interval: refreshInterval) }) { startRefresh() }
-    }
-
-    func shutdown() async {
-        try? await pool.shutdownGracefully()
     }
 
     /// Totals with zero votes, for answers given before the first read.
@@ -105,25 +97,15 @@ final class TotalsCache: TotalsReading {
     }
 
     private func startRefresh() {
-        pool.submit { [self] _ in
+        reader.submit { [self] store in
             let started = ContinuousClock.now
             let result: Result<TotalsSnapshot, StoreError>
-            do {
-                let store: any VoteStore
-                if let open = storeBox.store {
-                    store = open
-                } else {
-                    store = try storeConfiguration.open()
-                    storeBox.store = store
-                }
-                let counts = try store.hourlyCounts(pollID: poll.id)
+            do throws(StoreError) {
+                let counts = try store().hourlyCounts(pollID: poll.id)
                 result = .success(TotalsSnapshot(totals: Totals(poll: poll, counts: counts, asOfMillis: Timestamp.nowMillis())))
-            } catch let error as StoreError {
-                storeBox.store = nil
-                result = .failure(error)
             } catch {
-                storeBox.store = nil
-                result = .failure(StoreError(operation: "read totals", code: -1, message: "\(error)"))
+                reader.forgetStore()
+                result = .failure(error)
             }
             let waiters = state.withLock { state -> [EventLoopPromise<TotalsSnapshot>] in
                 state.refreshing = false
@@ -146,7 +128,85 @@ final class TotalsCache: TotalsReading {
     }
 }
 
-/// Holds the cache's store connection; touched only from the cache's single thread.
+/// The one thread and store connection every ``TotalsCache`` reads through; the store is
+/// opened lazily on that thread, which is its only user.
+final class TotalsStoreReader: Sendable {
+    private let configuration: StoreConfiguration
+    private let pool: NIOThreadPool
+    private let box = StoreBox()
+
+    init(store: StoreConfiguration) {
+        configuration = store
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    /// Runs `body` on the reader's thread with a function that opens (or reuses) the store.
+    func submit(_ body: @escaping @Sendable (_ store: () throws(StoreError) -> any VoteStore) -> Void) {
+        pool.submit { [self] _ in
+            body { () throws(StoreError) -> any VoteStore in
+                if let open = box.store { return open }
+                let opened = try configuration.open()
+                box.store = opened
+                return opened
+            }
+        }
+    }
+
+    /// Drops the connection after a failure (called on the reader's thread).
+    func forgetStore() {
+        box.store = nil
+    }
+
+    func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+}
+
+/// Holds the reader's store connection; touched only from the reader's single thread.
 private final class StoreBox: @unchecked Sendable {
     var store: (any VoteStore)?
+}
+
+/// The totals of every poll asked for: one ``TotalsCache`` per poll (a season has a few
+/// dozen), all reading through one ``TotalsStoreReader``.
+final class TotalsBoard: TotalsReading {
+    private let refreshInterval: Duration
+    private let reader: TotalsStoreReader
+    private let caches = Mutex<[String: TotalsCache]>([:])
+
+    init(refreshInterval: Duration, store: StoreConfiguration) {
+        self.refreshInterval = refreshInterval
+        reader = TotalsStoreReader(store: store)
+    }
+
+    /// The cache of `poll` (a new one when the poll's definition changed).
+    func cache(of poll: Poll) -> TotalsCache {
+        caches.withLock { caches in
+            if let cache = caches[poll.id], cache.poll.participants == poll.participants, cache.poll.title == poll.title { return cache }
+            let cache = TotalsCache(poll: poll, refreshInterval: refreshInterval, reader: reader)
+            caches[poll.id] = cache
+            return cache
+        }
+    }
+
+    func latest(of poll: Poll) -> TotalsSnapshot? { cache(of: poll).latest() }
+
+    func emptySnapshot(of poll: Poll) -> TotalsSnapshot { cache(of: poll).emptySnapshot }
+
+    func snapshot(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<TotalsSnapshot> {
+        cache(of: poll).snapshot(on: eventLoop)
+    }
+
+    func storeProblem(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<String?> {
+        cache(of: poll).storeProblem(on: eventLoop)
+    }
+
+    func refreshIfStale(_ poll: Poll) {
+        cache(of: poll).refreshIfStale()
+    }
+
+    func shutdown() async {
+        await reader.shutdown()
+    }
 }

@@ -2,17 +2,17 @@ import NIOCore
 import ServiceLifecycle
 import VoteShared
 
-/// The totals as the vote path reads them: a snapshot at once for a vote's answer, a
-/// future for `/total`, and whether the store can be read for `/readyz`.
+/// The totals of a poll as the vote path reads them: a snapshot at once for a vote's
+/// answer, a future for `/total`, and whether the store can be read for `/readyz`.
 protocol TotalsReading: Sendable {
     /// The latest snapshot without waiting, if there has been one.
-    func latest() -> TotalsSnapshot?
+    func latest(of poll: Poll) -> TotalsSnapshot?
     /// Totals with zero votes, for answers given before the first read.
-    var emptySnapshot: TotalsSnapshot { get }
+    func emptySnapshot(of poll: Poll) -> TotalsSnapshot
     /// The latest snapshot; waits for the store only when there has never been one.
-    func snapshot(on eventLoop: any EventLoop) -> EventLoopFuture<TotalsSnapshot>
+    func snapshot(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<TotalsSnapshot>
     /// `nil` when the store can be read, else what went wrong.
-    func storeProblem(on eventLoop: any EventLoop) -> EventLoopFuture<String?>
+    func storeProblem(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<String?>
 }
 
 /// A rendered snapshot (a class: every vote's answer takes it, and one reference is
@@ -34,10 +34,11 @@ final class TotalsSnapshot: Sendable {
 }
 
 
-/// Keeps the totals snapshot fresh while the API runs, so a producer polling after an idle
-/// minute reads totals committed a second or two ago, not the last request's.
+/// Keeps the current poll's totals fresh while the API runs, so a producer polling after
+/// an idle minute reads totals committed a second or two ago, not the last request's.
 struct TotalsRefresher: Service, CustomStringConvertible {
-    let cache: TotalsCache
+    let board: TotalsBoard
+    let polls: PollDirectory
     let interval: Duration
 
     var description: String { "TotalsRefresher" }
@@ -45,10 +46,10 @@ struct TotalsRefresher: Service, CustomStringConvertible {
     func run() async {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                cache.refreshIfStale()
+                if let current = polls.current(atMillis: Timestamp.nowMillis()) { board.refreshIfStale(current) }
                 try? await Task.sleep(for: interval)
             }
         }
-        await cache.shutdown()
+        await board.shutdown()
     }
 }

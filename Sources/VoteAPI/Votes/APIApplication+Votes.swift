@@ -2,8 +2,9 @@ import NIOCore
 import NIOPosix
 import VoteShared
 
-/// The vote use case: token, body, rate and budget, then the publisher; `202` only once
-/// the vote is durably queued, and the session's unit refunded when it is not.
+/// The vote use case: token, body, the poll open at the accepted-at time, rate and budget,
+/// then the publisher; `202` only once the vote is durably queued, and the session's unit
+/// refunded when it is not.
 extension APIApplication {
     func castVote(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
         let token: SessionToken
@@ -21,8 +22,20 @@ extension APIApplication {
         guard case .string(let participant)? = fields["participant"] else {
             return reject(.invalidField("participant", "\"participant\" must be a participant id string."))
         }
-        guard poll.participantIndex(of: participant) != nil else { return reject(.unknownParticipant(participant)) }
         let now = Timestamp.nowMillis()
+        guard polls.hasRead else { return reject(.pollsUnavailable) }
+        // The poll open now; the consumer counts the vote by the same rule and time.
+        guard let poll = polls.current(atMillis: now) else { return reject(.pollNotOpen) }
+        switch fields["poll"] {
+        case nil, .null?:
+            break
+        case .string(let asked)?:
+            if asked != poll.id { return reject(polls.poll(asked) == nil ? .pollNotOpen : .pollClosed) }
+        default:
+            return reject(.invalidField("poll", "\"poll\" must be a poll id string."))
+        }
+        guard poll.countsVote(acceptedAtMillis: now) else { return reject(.pollClosed) }
+        guard poll.participantIndex(of: participant) != nil else { return reject(.unknownParticipant(participant)) }
         let voteID: VoteID
         switch fields["voteId"] {
         case nil, .null?:
@@ -44,7 +57,7 @@ extension APIApplication {
             switch result {
             case .success:
                 metrics.voteAccepted()
-                return APIResponse(status: .accepted, body: acceptedBody(vote, remaining: remaining))
+                return APIResponse(status: .accepted, body: acceptedBody(vote, poll: poll, remaining: remaining))
             case .failure(let error):
                 limiter.refund(token)
                 let apiError = APIError.publish(error as? PublishError ?? .unavailable)
@@ -60,8 +73,8 @@ extension APIApplication {
     }
 
     /// `{"vote":{…},"totals":<snapshot>}`, written straight into bytes (hot path).
-    private func acceptedBody(_ vote: Vote, remaining: UInt32) -> [UInt8] {
-        let snapshot = totals.latest() ?? totals.emptySnapshot
+    private func acceptedBody(_ vote: Vote, poll: Poll, remaining: UInt32) -> [UInt8] {
+        let snapshot = totals.latest(of: poll) ?? totals.emptySnapshot(of: poll)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(160 + snapshot.summaryJSON.count)
         Self.append(#"{"vote":{"id":""#, to: &bytes)
