@@ -28,21 +28,19 @@ stretch of only-503 answers stayed under the limit. Prints the leader before and
 the timings and the counts; exits 1 when a check failed.
 """
 
-import http.client
 import json
 import os
-import random
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
-import urllib.request
-import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ballot import (http_get, logger, mint_tokens, now, read_store, samples_sum, totals_problem,  # noqa: E402
+                    votes_per_participant)
+import ballot  # noqa: E402
 
 ENV = os.environ
-API = urllib.parse.urlsplit(ENV["CLUSTER_API_URL"])
 API_URL = ENV["CLUSTER_API_URL"]
 API_METRICS = ENV["CLUSTER_API_METRICS_URL"]
 CONSUMER_METRICS = ENV["CLUSTER_CONSUMER_METRICS_URL"]
@@ -58,27 +56,8 @@ DOWN_SECONDS = float(ENV.get("CLUSTER_DOWN_SECONDS", "10"))
 MAX_503_SECONDS = float(ENV.get("CLUSTER_MAX_503_SECONDS", "8"))
 VOTE_DEADLINE = 60.0
 SETTLE_DEADLINE = 90.0
-RETRY_STATUSES = {429, 502, 503, 504}
 
-
-def now():
-    return time.monotonic()
-
-
-def log(message):
-    print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def uuid7():
-    """A time-ordered UUID, as the ballot makes them."""
-    millis = int(time.time() * 1000)
-    value = (millis << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
-    return uuid.UUID(int=value)
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+log = logger("cluster")
 
 
 def metric_sum(url, name):
@@ -87,11 +66,7 @@ def metric_sum(url, name):
         text = http_get(url).decode()
     except OSError:
         return None
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return samples_sum(text, name)
 
 
 def ctl(*args, timeout=120):
@@ -123,112 +98,34 @@ def queue_depth():
 
 def store_read():
     """(set of counted ids, {participant: votes}, sum of every counter)."""
-    connection = sqlite3.connect(f"file:{SQLITE_PATH}?mode=ro", uri=True, timeout=10)
-    try:
-        ids = {uuid.UUID(bytes=bytes(row[0])) for row in connection.execute("SELECT id FROM vote_ids")}
-        rows = connection.execute("SELECT participant, SUM(votes) FROM hourly_counts GROUP BY participant").fetchall()
-    finally:
-        connection.close()
-    per_participant = {participant: votes for participant, votes in rows}
+    ids, rows = read_store(SQLITE_PATH)
+    per_participant = {}
+    for _poll, _hour, participant, votes in rows:
+        per_participant[participant] = per_participant.get(participant, 0) + votes
     return ids, per_participant, sum(per_participant.values())
 
 
-class Load:
-    """Ballot-like clients; every answer is kept on one timeline (time, status)."""
+class Load(ballot.Load):
+    """Ballot-like clients straight to the API; every answer is kept on one timeline (time,
+    status), and the API's error code of every 503. A refusal other than 429/502/503/504
+    ends the vote (a retry cannot change it)."""
 
     def __init__(self, tokens, participants):
-        self.tokens = tokens
-        self.participants = participants
-        self.lock = threading.Lock()
-        self.accepted = {}       # vote id -> participant, for every 202
+        super().__init__(tokens, participants, API_URL, RATE, VOTE_DEADLINE, retry_refusals=False)
         self.answers = []        # (monotonic time, status) of every attempt
-        self.sent = 0
-        self.retries = 0
-        self.gave_up = 0
-        self.unexpected = {}
         self.codes_503 = {}      # the API's error code of each 503 (broker_unavailable, …)
-        self.running = True
-        self.threads = [threading.Thread(target=self.client, args=(token,), daemon=True) for token in tokens]
 
-    def start(self):
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self, timeout=VOTE_DEADLINE + 15):
-        """Starts no more votes; waits until every vote in flight ended (202 or gave up)."""
-        self.running = False
-        for thread in self.threads:
-            thread.join(max(0.0, timeout))
-        return not any(thread.is_alive() for thread in self.threads)
-
-    def client(self, token):
-        interval = len(self.tokens) / RATE
-        connection = None
-        next_at = now() + random.random() * interval
-        while self.running:
-            delay = next_at - now()
-            if delay > 0:
-                time.sleep(delay)
-            next_at = max(next_at + interval, now() - interval)
-            if not self.running:
-                break
-            connection = self.vote(connection, token)
-        if connection is not None:
-            connection.close()
-
-    def vote(self, connection, token):
-        vote_id = uuid7()
-        participant = random.choice(self.participants)
-        body = json.dumps({"participant": participant, "voteId": str(vote_id)})
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
-        with self.lock:
-            self.sent += 1
-        deadline = now() + VOTE_DEADLINE
-        backoff = 0.05
-        attempt = 0
-        while True:
-            if attempt:
-                with self.lock:
-                    self.retries += 1
-            attempt += 1
+    def answered(self, status, answer, at):
+        code = None
+        if status == 503:
             try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(API.hostname, API.port, timeout=10)
-                connection.request("POST", "/api/v1/votes", body=body, headers=headers)
-                response = connection.getresponse()
-                answer = response.read()
-                status = response.status
-                if status == 503:
-                    try:
-                        code = json.loads(answer)["error"]["code"]
-                    except (ValueError, KeyError, TypeError):
-                        code = "?"
-                    with self.lock:
-                        self.codes_503[code] = self.codes_503.get(code, 0) + 1
-                if response.getheader("Connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException) as error:
-                status = type(error).__name__
-                if connection is not None:
-                    connection.close()
-                connection = None
-            with self.lock:
-                self.answers.append((now(), status))
-                if status == 202:
-                    self.accepted[vote_id] = participant
-                elif status not in RETRY_STATUSES:
-                    self.unexpected[status] = self.unexpected.get(status, 0) + 1
-            if status == 202:
-                return connection
-            if isinstance(status, int) and status not in RETRY_STATUSES:
-                return connection   # a refusal a retry cannot change (counted as unexpected)
-            if now() + backoff > deadline:
-                with self.lock:
-                    self.gave_up += 1
-                return connection
-            time.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, 1.0)
+                code = json.loads(answer)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = "?"
+        with self.lock:
+            self.answers.append((at, status))
+            if code is not None:
+                self.codes_503[code] = self.codes_503.get(code, 0) + 1
 
 
 def unavailable_windows(answers, since):
@@ -261,10 +158,7 @@ class Suite:
         poll = json.loads(http_get(API_URL + "/api/v1/poll"))["poll"]
         self.participants = [p["id"] for p in poll["participants"]]
         log(f"minting {CLIENTS} session tokens")
-        out = subprocess.run([TOKEN_TOOL, "--url", API_URL, "--count", str(CLIENTS)],
-                             capture_output=True, text=True, timeout=300, check=True).stdout
-        tokens = [line.strip() for line in out.splitlines() if line.strip()]
-        self.load = Load(tokens, self.participants)
+        self.load = Load(mint_tokens(TOKEN_TOOL, API_URL, CLIENTS), self.participants)
         self.problems = []
         self.report = {}
 
@@ -311,7 +205,8 @@ class Suite:
 
         time.sleep(max(0.0, started + LOAD_SECONDS - now()))
         log("load stops; waiting for the votes in flight")
-        self.expect(self.load.stop(), "some clients did not finish within the vote deadline")
+        self.load.stop()
+        self.expect(self.load.join(VOTE_DEADLINE + 15), "some clients did not finish within the vote deadline")
         load_ended = now()
         leader_after = leader()
 
@@ -340,7 +235,7 @@ class Suite:
             ("node restarted", f"{restart_at - killed_at:.1f} s after the kill, member again after {restarted_at - restart_at:.1f} s" if restarted_at else "failed"),
             ("leader after", leader_after),
             ("failovers (API, consumer)", f"{api_failovers:.0f}, {consumer_failovers:.0f}"),
-            ("votes sent / 202 / retries / gave up", f"{self.load.sent} / {len(self.load.accepted)} / {self.load.retries} / {self.load.gave_up}"),
+            ("votes sent / 202 / retries / gave up", f"{self.load.tally.sent} / {len(self.load.accepted)} / {self.load.tally.retries} / {self.load.tally.gave_up}"),
             ("rate achieved", f"{len(self.load.accepted) / (load_ended - started):.0f} votes/s (202s over {load_ended - started:.0f} s)"),
             ("counted in the store", f"{self.report.get('counted')} ids, counters {self.report.get('counters')}, duplicates skipped {self.report.get('duplicates')}"),
             ("settled", f"{settled_after:.1f} s after the load" if settled_after is not None else "no"),
@@ -352,8 +247,8 @@ class Suite:
         print("  answers per second after the kill (202 / 503 / other):")
         print("   " + " ".join(self.timeline(killed_at)))
         print()
-        if self.load.unexpected:
-            log(f"other answers (retried): {self.load.unexpected}")
+        if self.load.tally.unexpected:
+            log(f"other answers (retried): {self.load.tally.unexpected}")
         for problem in self.problems:
             print(f"FAIL {problem}")
         print("cluster failover: " + ("FAILED" if self.problems else "passed"))
@@ -369,19 +264,9 @@ class Suite:
 
     def wait_settled(self):
         """Seconds until the queue is empty and the store holds every 202, or None."""
-        start = now()
-        previous = None
-        while now() < start + SETTLE_DEADLINE:
-            depth = queue_depth()
-            try:
-                ids, _, _ = store_read()
-            except sqlite3.Error:
-                ids = None
-            if depth == 0 and ids is not None:
-                if set(self.load.accepted) <= ids and previous == len(ids):
-                    return now() - start
-                previous = len(ids)
-            time.sleep(0.5)
+        settled = ballot.wait_settled(queue_depth, SQLITE_PATH, self.load.accepted, SETTLE_DEADLINE)
+        if settled is not None:
+            return settled
         self.problems.append(f"the stack did not settle (queue empty, every 202 counted) within {SETTLE_DEADLINE:.0f} s")
         return None
 
@@ -400,26 +285,13 @@ class Suite:
         self.expect(not missing, f"{len(missing)} ids that got 202 are not counted")
         self.expect(not extra, f"{len(extra)} ids counted that never got 202")
         self.expect(counters == len(ids), f"store counters {counters} != counted ids {len(ids)} (a vote counted twice)")
-        want = {p: 0 for p in self.participants}
-        for participant in accepted.values():
-            want[participant] += 1
+        want = votes_per_participant(self.participants, accepted)
         have = {p: per_participant.get(p, 0) for p in self.participants}
         self.expect(have == want, f"store per participant {have} != 202s {want}")
-        self.expect(self.load.gave_up == 0, f"{self.load.gave_up} votes gave up")
-        unexpected = {k: v for k, v in self.load.unexpected.items() if isinstance(k, int)}
-        self.expect(not unexpected, f"unexpected statuses {unexpected}")
-        deadline = now() + 10
-        seen = None
-        while now() < deadline:
-            try:
-                snapshot = json.loads(http_get(API_URL + "/total"))
-                seen = {p["id"]: p["votes"] for p in snapshot["participants"]}
-                if seen == want and snapshot["total"] == sum(want.values()):
-                    return
-            except (OSError, ValueError, KeyError) as error:
-                seen = f"error {error}"
-            time.sleep(0.5)
-        self.problems.append(f"/total {seen} != 202s {want}")
+        self.problems.extend(self.load.tally.problems())
+        totals = totals_problem(API_URL, want)
+        if totals:
+            self.problems.append(totals)
 
 
 def main():

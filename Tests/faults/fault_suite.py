@@ -23,26 +23,25 @@ overall and per participant, in the store and in /total. Prints one table row pe
 scenario and ends with "N passed, N failed"; exits 1 when any scenario failed.
 """
 
-import http.client
 import json
 import os
-import random
 import signal
 import sqlite3
-import struct
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
 import pika
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ballot import (Tally, hour_start, http_get, logger, mint_tokens, now, read_store,  # noqa: E402
+                    sample, totals_problem, vote_message, votes_per_participant)
+import ballot  # noqa: E402
+
 ENV = os.environ
-WEB = urllib.parse.urlsplit(ENV["FAULTS_WEB_URL"])
+WEB_URL = ENV["FAULTS_WEB_URL"]
 API_URL = ENV["FAULTS_API_URL"]
 CONSUMER_METRICS = ENV["FAULTS_CONSUMER_METRICS_URL"]
 SUPERVISOR_METRICS = ENV["FAULTS_SUPERVISOR_METRICS_URL"]
@@ -58,77 +57,27 @@ CLIENTS = int(ENV.get("FAULTS_CLIENTS", "30"))
 VOTE_DEADLINE = 60.0          # a vote still without 202 after this long gave up
 FAULT_SECONDS = 10.0          # store lock, slow consumer, memory alarm
 QUIET_DEADLINE = 60.0         # how long the stack may take to settle after a scenario
-RETRY_STATUSES = {429, 502, 503, 504}
 DEBUG = bool(ENV.get("FAULTS_DEBUG"))
 DRAINED_DEPTH = 50            # ready messages in the queue when the consumer keeps up
 
-
-def now():
-    return time.monotonic()
-
-
-def log(message):
-    print(f"[faults {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def uuid7():
-    """A time-ordered UUID, as the ballot makes them."""
-    millis = int(time.time() * 1000)
-    value = (millis << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
-    return uuid.UUID(int=value)
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
-
-
-def metric(text, name, labels=""):
-    """The value of one sample in a Prometheus text page, or None."""
-    for line in text.splitlines():
-        if line.startswith(name + labels + " ") or (not labels and line.startswith(name + "{")):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+log = logger("faults")
 
 
 # ---- the ballot-like load -------------------------------------------------------------
 
-class Stats:
-    """Per-scenario counts; a vote belongs to the scenario in which it was first sent."""
+class Load(ballot.Load):
+    """The ballot-like load, counted per scenario; a vote belongs to the scenario in which
+    it was first sent. Notes the first 202 after a given moment (the fault's end)."""
 
-    def __init__(self):
-        self.sent = 0
-        self.accepted = 0
-        self.unavailable = 0     # 503 answers
-        self.retries = 0         # sends after the first
-        self.gave_up = 0
-        self.unexpected = {}     # other statuses or errors
-        self.ids = []            # the ids that got 202
-
-
-class Load:
     def __init__(self, tokens, participants):
-        self.tokens = tokens
-        self.participants = participants
-        self.lock = threading.Lock()
-        self.accepted = {}       # vote id (UUID) -> participant, for every 202
+        super().__init__(tokens, participants, WEB_URL, RATE, VOTE_DEADLINE)
         self.first_202_after = None
         self.watch_from = None
-        self.stats = {}
-        self.scenario = None
-        self.running = threading.Event()
-        self.stopping = False
-        self.busy = 0
-        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(len(tokens))]
-
-    def start(self):
-        for thread in self.threads:
-            thread.start()
+        self.stats = {}          # scenario -> Tally
 
     def begin(self, scenario):
         with self.lock:
-            self.scenario = scenario
-            self.stats[scenario] = Stats()
+            self.tally = self.stats[scenario] = Tally()
             self.watch_from = None
             self.first_202_after = None
         self.running.set()
@@ -138,100 +87,11 @@ class Load:
             self.watch_from = since
             self.first_202_after = None
 
-    def pause(self, timeout=VOTE_DEADLINE + 10):
-        """Stops starting votes and waits until every vote in flight ended (202 or gave up)."""
-        self.running.clear()
-        deadline = now() + timeout
-        while now() < deadline:
+    def answered(self, status, answer, at):
+        if status == 202:
             with self.lock:
-                if self.busy == 0:
-                    return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        self.stopping = True
-        self.running.set()
-
-    def record(self, stats, field, amount=1):
-        with self.lock:
-            setattr(stats, field, getattr(stats, field) + amount)
-
-    def client(self, index):
-        token = self.tokens[index]
-        interval = len(self.tokens) / RATE
-        connection = None
-        next_at = now() + random.random() * interval
-        while True:
-            self.running.wait()
-            if self.stopping:
-                return
-            delay = next_at - now()
-            if delay > 0:
-                time.sleep(delay)
-            next_at = max(next_at + interval, now() - interval)
-            if not self.running.is_set() or self.stopping:
-                continue
-            with self.lock:
-                self.busy += 1
-                stats = self.stats[self.scenario]
-            try:
-                connection = self.vote(connection, token, stats)
-            finally:
-                with self.lock:
-                    self.busy -= 1
-
-    def vote(self, connection, token, stats):
-        vote_id = uuid7()
-        participant = random.choice(self.participants)
-        body = json.dumps({"participant": participant, "voteId": str(vote_id)})
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
-        self.record(stats, "sent")
-        deadline = now() + VOTE_DEADLINE
-        backoff = 0.05
-        attempt = 0
-        while True:
-            if attempt:
-                self.record(stats, "retries")
-            attempt += 1
-            status = None
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(WEB.hostname, WEB.port, timeout=10)
-                connection.request("POST", "/api/v1/votes", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-                if response.getheader("Connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException) as error:
-                status = type(error).__name__
-                if connection is not None:
-                    connection.close()
-                connection = None
-            if status == 202:
-                finished = now()
-                with self.lock:
-                    self.accepted[vote_id] = participant
-                    stats.accepted += 1
-                    stats.ids.append(vote_id)
-                    if self.watch_from is not None and self.first_202_after is None and finished >= self.watch_from:
-                        self.first_202_after = finished
-                return connection
-            if status == 503:
-                self.record(stats, "unavailable")
-            elif status not in RETRY_STATUSES and not isinstance(status, str):
-                with self.lock:
-                    stats.unexpected[status] = stats.unexpected.get(status, 0) + 1
-            elif isinstance(status, str):
-                with self.lock:
-                    stats.unexpected[status] = stats.unexpected.get(status, 0) + 1
-            if now() + backoff > deadline:
-                self.record(stats, "gave_up")
-                return connection
-            time.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, 1.0)
+                if self.watch_from is not None and self.first_202_after is None and at >= self.watch_from:
+                    self.first_202_after = at
 
 
 # ---- the stack: broker, store, supervisor -----------------------------------------------
@@ -259,6 +119,12 @@ def queue_depths():
         return None
 
 
+def ready_messages():
+    """Ready messages in the vote queue, or None."""
+    depths = queue_depths()
+    return None if depths is None else depths[0]
+
+
 def publish_raw(body):
     connection = amqp()
     try:
@@ -267,21 +133,6 @@ def publish_raw(body):
         channel.basic_publish("", QUEUE, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
     finally:
         connection.close()
-
-
-def store_read():
-    """(set of counted ids as UUIDs, {participant: votes} for the poll, other rows)."""
-    connection = sqlite3.connect(f"file:{SQLITE_PATH}?mode=ro", uri=True, timeout=10)
-    try:
-        ids = {uuid.UUID(bytes=bytes(row[0])) for row in connection.execute("SELECT id FROM vote_ids")}
-        rows = connection.execute("SELECT poll, hour, participant, votes FROM hourly_counts").fetchall()
-    finally:
-        connection.close()
-    return ids, rows
-
-
-def totals():
-    return json.loads(http_get(API_URL + "/total"))
 
 
 def supervisorctl(*args):
@@ -341,8 +192,8 @@ class Monitor(threading.Thread):
                     self.depth, self.depth_at = depths[0], now()
             try:
                 text = http_get(CONSUMER_METRICS, timeout=2).decode()
-                value = metric(text, "paredao_consumer_duplicates_total") or 0.0
-                counted = metric(text, "paredao_consumer_votes_counted_total") or 0.0
+                value = sample(text, "paredao_consumer_duplicates_total") or 0.0
+                counted = sample(text, "paredao_consumer_votes_counted_total") or 0.0
                 with self.lock:
                     if self.last_duplicates is not None:
                         self.duplicates += value - self.last_duplicates if value >= self.last_duplicates else value
@@ -379,18 +230,6 @@ def days_from_civil(year, month, day):
     return era * 146097 + doe - 719468
 
 
-def vote_message(vote_id, accepted_at_millis, poll, participant):
-    poll_bytes, participant_bytes = poll.encode(), participant.encode()
-    return (b"PV" + bytes([1]) + struct.pack(">H", 1) + vote_id.bytes + struct.pack(">q", accepted_at_millis)
-            + bytes([len(poll_bytes)]) + poll_bytes + bytes([len(participant_bytes)]) + participant_bytes)
-
-
-def hour_start(millis):
-    """HourBucket.start(ofMillis:) (Sources/VoteShared/Model/Vote.swift)."""
-    seconds = millis // 1000
-    return seconds - seconds % 3600
-
-
 def poison_kinds(poll, participant):
     """Each kind: vote id -> (message body, the (poll, hour, participant) it would count in)."""
     now_millis = int(time.time() * 1000)
@@ -418,10 +257,7 @@ class Suite:
         self.poll = poll["id"]
         self.participants = [p["id"] for p in poll["participants"]]
         log(f"minting {CLIENTS} session tokens")
-        out = subprocess.run([TOKEN_TOOL, "--url", API_URL, "--count", str(CLIENTS)],
-                             capture_output=True, text=True, timeout=300, check=True).stdout
-        tokens = [line.strip() for line in out.splitlines() if line.strip()]
-        self.load = Load(tokens, self.participants)
+        self.load = Load(mint_tokens(TOKEN_TOOL, API_URL, CLIENTS), self.participants)
         self.monitor = Monitor()
         self.rows = []
         self.poison_ids = set()
@@ -571,7 +407,7 @@ class Suite:
     def run(self):
         started = now()
         self.monitor.start()
-        self.load.start()
+        self.load.start(paused=True)
         for name, action in self.scenarios():
             self.run_scenario(name, action)
         self.load.stop()
@@ -646,26 +482,14 @@ class Suite:
 
     def wait_settled(self, problems):
         """The queue is empty and the store holds as many counted ids as votes got 202."""
-        deadline = now() + QUIET_DEADLINE
-        previous = None
-        while now() < deadline:
-            depths = queue_depths()
-            try:
-                ids, _ = store_read()
-            except sqlite3.Error:
-                ids = None
-            if depths is not None and depths[0] == 0 and ids is not None:
-                expected = set(self.load.accepted)
-                if expected <= ids and previous == len(ids):
-                    return True
-                previous = len(ids)
-            time.sleep(0.5)
+        if ballot.wait_settled(ready_messages, SQLITE_PATH, self.load.accepted, QUIET_DEADLINE) is not None:
+            return True
         problems.append("the stack did not settle (queue empty, every 202 counted) within %.0f s" % QUIET_DEADLINE)
         return False
 
     def check(self, name, scenario, stats, problems):
         try:
-            ids, rows = store_read()
+            ids, rows = read_store(SQLITE_PATH)
         except sqlite3.Error as error:
             problems.append(f"cannot read the store: {error}")
             return
@@ -679,9 +503,7 @@ class Suite:
             problems.append(f"{len(poison_counted)} poison votes counted")
         if extra - self.poison_ids:
             problems.append(f"{len(extra - self.poison_ids)} ids counted that never got 202")
-        want = {p: 0 for p in self.participants}
-        for participant in accepted.values():
-            want[participant] += 1
+        want = votes_per_participant(self.participants, accepted)
         have = {p: 0 for p in self.participants}
         others = 0
         earliest, latest = hour_start(int(self.started_at * 1000)) - 3600, time.time() + 3600
@@ -696,15 +518,13 @@ class Suite:
             problems.append(f"{others} votes counted for an unknown poll or participant or an hour outside the run")
         if sum(votes for *_, votes in rows) != len(ids):
             problems.append(f"store counters {sum(votes for *_, votes in rows)} != counted ids {len(ids)}")
-        self.check_totals(want, problems)
+        totals = totals_problem(API_URL, want)
+        if totals:
+            problems.append(totals)
         scenario["counted"] = sum(1 for vid in list(stats.ids) if vid in ids)
-        if stats.gave_up:
-            problems.append(f"{stats.gave_up} votes gave up")
         if stats.unexpected:
             log(f"  {name}: other answers (retried): {stats.unexpected}")
-        unexpected = {k: v for k, v in stats.unexpected.items() if isinstance(k, int)}
-        if unexpected:
-            problems.append(f"unexpected statuses {unexpected}")
+        problems.extend(stats.problems())
         if "restarts_before" in scenario:
             program, before = scenario["restarts_before"]
             after = restarts().get(program, 0)
@@ -712,20 +532,6 @@ class Suite:
                 problems.append(f"supervisord did not restart {program} (restarts {before} -> {after})")
             if program_state(program) != "RUNNING":
                 problems.append(f"{program} is {program_state(program)}")
-
-    def check_totals(self, want, problems):
-        deadline = now() + 10
-        seen = None
-        while now() < deadline:
-            try:
-                snapshot = totals()
-                seen = {p["id"]: p["votes"] for p in snapshot["participants"]}
-                if seen == want and snapshot["total"] == sum(want.values()):
-                    return
-            except (OSError, ValueError, KeyError) as error:
-                seen = f"error {error}"
-            time.sleep(0.5)
-        problems.append(f"/total {seen} != 202s {want}")
 
     def print_table(self):
         header = ("scenario", "sent", "202", "503", "retries", "counted", "dup skipped", "dead-lettered", "recover s", "result")

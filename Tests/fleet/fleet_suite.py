@@ -35,11 +35,9 @@ Prints one line per check and ends with "N passed, N failed"; exits 1 when any f
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -47,10 +45,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ballot import (logger, now, post_vote, read_store, samples_sum, uuid7, vote_request,  # noqa: E402
+                    votes_per_participant)
+import ballot  # noqa: E402
 
 ENV = os.environ
-WEB = urllib.parse.urlsplit(ENV["FLEET_WEB_URL"])
+WEB_URL = ENV["FLEET_WEB_URL"]
+WEB = urllib.parse.urlsplit(WEB_URL)
 API_URLS = ENV["FLEET_API_URLS"].split(",")
 API_NAMES = ["a", "b"]
 API_METRICS = ENV["FLEET_API_METRICS_URLS"].split(",")
@@ -66,23 +69,10 @@ VOTE_RATE = float(ENV.get("FLEET_VOTE_RATE", "400"))
 CLIENTS = int(ENV.get("FLEET_CLIENTS", "80"))
 SECONDS = float(ENV.get("FLEET_SECONDS", "25"))
 VOTE_DEADLINE = 60.0
-RETRY_STATUSES = {429, 502, 503, 504}
 HARD_SESSIONS = 2
 HARD_THREADS = 3
 
-
-def now():
-    return time.monotonic()
-
-
-def log(message):
-    print(f"[fleet {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def uuid7():
-    millis = int(time.time() * 1000)
-    value = (millis << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
-    return uuid.UUID(int=value)
+log = logger("fleet")
 
 
 def request(url, method="GET", body=None, headers=None, timeout=10):
@@ -107,13 +97,7 @@ def error_code(body):
 
 def metric_sum(url, name, labels=""):
     """Sum of the samples of `name` (whose labels contain `labels`) on a /metrics page."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or (line.startswith(name + "{") and labels in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return samples_sum(ballot.http_get(url).decode(), name, labels)
 
 
 def b64url_decode(text):
@@ -156,113 +140,6 @@ def new_session(base_url):
 
 # ---- load ---------------------------------------------------------------------------------
 
-class Load:
-    """Ballot-like clients through nginx; every id that got 202 is kept with its participant."""
-
-    def __init__(self, tokens, participants):
-        self.tokens = tokens
-        self.participants = participants
-        self.lock = threading.Lock()
-        self.accepted = {}
-        self.counts = {"sent": 0, "202": 0, "retries": 0, "gave_up": 0}
-        self.unexpected = {}
-        self.running = threading.Event()
-        self.stopping = False
-        self.busy = 0
-        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(len(tokens))]
-
-    def start(self):
-        self.running.set()
-        for thread in self.threads:
-            thread.start()
-
-    def resume(self):
-        self.running.set()
-
-    def pause(self):
-        self.running.clear()
-        deadline = now() + VOTE_DEADLINE + 10
-        while now() < deadline:
-            with self.lock:
-                if self.busy == 0:
-                    return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        self.stopping = True
-        self.running.set()
-
-    def bump(self, key, amount=1):
-        with self.lock:
-            self.counts[key] += amount
-
-    def client(self, index):
-        token = self.tokens[index]
-        interval = len(self.tokens) / VOTE_RATE
-        connection = None
-        next_at = now() + random.random() * interval
-        while True:
-            self.running.wait()
-            if self.stopping:
-                return
-            delay = next_at - now()
-            if delay > 0:
-                time.sleep(delay)
-            next_at = max(next_at + interval, now() - interval)
-            if not self.running.is_set() or self.stopping:
-                continue
-            with self.lock:
-                self.busy += 1
-            try:
-                connection = self.vote(connection, token)
-            finally:
-                with self.lock:
-                    self.busy -= 1
-
-    def vote(self, connection, token):
-        vote_id = uuid7()
-        participant = random.choice(self.participants)
-        body = json.dumps({"participant": participant, "voteId": str(vote_id)})
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
-        self.bump("sent")
-        deadline = now() + VOTE_DEADLINE
-        backoff = 0.05
-        attempt = 0
-        while True:
-            if attempt:
-                self.bump("retries")
-            attempt += 1
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(WEB.hostname, WEB.port, timeout=10)
-                connection.request("POST", "/api/v1/votes", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-                if response.getheader("Connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException) as error:
-                status = type(error).__name__
-                if connection is not None:
-                    connection.close()
-                connection = None
-            if status == 202:
-                with self.lock:
-                    self.accepted[vote_id] = participant
-                    self.counts["202"] += 1
-                return connection
-            if status not in RETRY_STATUSES:
-                with self.lock:
-                    self.unexpected[status] = self.unexpected.get(status, 0) + 1
-            if now() + backoff > deadline:
-                self.bump("gave_up")
-                return connection
-            time.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, 1.0)
-
-
 class HardSession:
     """One session driven through nginx as fast as its limits let it."""
 
@@ -290,18 +167,8 @@ class HardSession:
         while now() < end and not self.exhausted.is_set():
             vote_id = uuid7()
             participant = random.choice(self.participants)
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(WEB.hostname, WEB.port, timeout=10)
-                connection.request("POST", "/api/v1/votes", body=json.dumps({"participant": participant, "voteId": str(vote_id)}),
-                                   headers={"Content-Type": "application/json", "Authorization": "Bearer " + self.token})
-                response = connection.getresponse()
-                payload = response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                if connection is not None:
-                    connection.close()
-                connection = None
+            connection, status, payload = post_vote(connection, WEB, *vote_request(participant, vote_id, self.token))
+            if isinstance(status, str):
                 time.sleep(0.05)
                 continue
             at = now() - self.started
@@ -352,16 +219,6 @@ def queue_depth():
     return None
 
 
-def store_read():
-    connection = sqlite3.connect(f"file:{SQLITE_PATH}?mode=ro", uri=True, timeout=10)
-    try:
-        ids = {uuid.UUID(bytes=bytes(row[0])) for row in connection.execute("SELECT id FROM vote_ids")}
-        rows = connection.execute("SELECT poll, hour, participant, votes FROM hourly_counts").fetchall()
-    finally:
-        connection.close()
-    return ids, rows
-
-
 def ctl(*args):
     result = subprocess.run([CTL, *args], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
@@ -410,8 +267,8 @@ class Suite:
 
     def run_load(self):
         log(f"buying {CLIENTS} sessions through nginx")
-        tokens = [new_session(ENV["FLEET_WEB_URL"]) for _ in range(CLIENTS)]
-        self.load = Load(tokens, self.participants)
+        tokens = [new_session(WEB_URL) for _ in range(CLIENTS)]
+        self.load = ballot.Load(tokens, self.participants, WEB_URL, VOTE_RATE, VOTE_DEADLINE)
         accepted_before = [metric_sum(url, "paredao_votes_accepted_total") for url in API_METRICS]
         log(f"load: {VOTE_RATE:g} votes/s from {CLIENTS} clients for {SECONDS:g} s, {HARD_SESSIONS} hard sessions")
         self.load.start()
@@ -441,38 +298,15 @@ class Suite:
         problems = [] if paused else ["the load did not pause (votes still in flight)"]
         if min(served) <= 0:
             problems.append(f"an API accepted no votes: {served}")
-        self.record(f"load: sent {self.load.counts['sent']}, 202 {self.load.counts['202']}, retries {self.load.counts['retries']}, "
-                    f"accepted by API a/b {served[0]:.0f}/{served[1]:.0f}", problems + self.load_problems())
-
-    def load_problems(self):
-        problems = []
-        if self.load.counts["gave_up"]:
-            problems.append(f"{self.load.counts['gave_up']} votes gave up")
-        unexpected = {k: v for k, v in self.load.unexpected.items() if isinstance(k, int)}
-        if unexpected:
-            problems.append(f"unexpected statuses {unexpected}")
-        return problems
+        tally = self.load.tally
+        self.record(f"load: sent {tally.sent}, 202 {tally.accepted}, retries {tally.retries}, "
+                    f"accepted by API a/b {served[0]:.0f}/{served[1]:.0f}", problems + tally.problems())
 
     # -- 2. exactly once, same totals everywhere
-    def wait_settled(self):
-        deadline = now() + 90
-        previous = None
-        while now() < deadline:
-            depth = queue_depth()
-            try:
-                ids, _ = store_read()
-            except sqlite3.Error:
-                ids = None
-            if depth == 0 and ids is not None:
-                if set(self.load.accepted) <= ids and previous == len(ids):
-                    return True
-                previous = len(ids)
-            time.sleep(0.5)
-        return False
-
     def check_counted(self, label):
-        problems = [] if self.wait_settled() else ["the queue did not drain with every 202 counted within 90 s"]
-        ids, rows = store_read()
+        settled = ballot.wait_settled(queue_depth, SQLITE_PATH, self.load.accepted, 90)
+        problems = [] if settled is not None else ["the queue did not drain with every 202 counted within 90 s"]
+        ids, rows = read_store(SQLITE_PATH)
         accepted = dict(self.load.accepted)
         missing = [vid for vid in accepted if vid not in ids]
         extra = ids - set(accepted)
@@ -480,9 +314,7 @@ class Suite:
             problems.append(f"{len(missing)} ids that got 202 are not counted")
         if extra:
             problems.append(f"{len(extra)} ids counted that never got 202")
-        want = {p: 0 for p in self.participants}
-        for participant in accepted.values():
-            want[participant] += 1
+        want = votes_per_participant(self.participants, accepted)
         have = {p: 0 for p in self.participants}
         for poll, _hour, participant, votes in rows:
             if poll == self.poll and participant in have:
@@ -522,7 +354,7 @@ class Suite:
     # -- 3. an instance restarts
     def vote_once(self, token):
         vote_id = uuid7()
-        status, body = request(ENV["FLEET_WEB_URL"] + "/api/v1/votes", "POST",
+        status, body = request(WEB_URL + "/api/v1/votes", "POST",
                                {"participant": self.participants[0], "voteId": str(vote_id)},
                                {"Authorization": "Bearer " + token})
         if status == 202:
@@ -548,7 +380,7 @@ class Suite:
         other = 1 - home
         name = API_NAMES[home]
         log(f"restart: the hard session lives at API {name}; stopping it under load")
-        sent_before = dict(self.load.counts)
+        sent_before = self.load.tally.counts()
         self.load.resume()
         time.sleep(1)
         ctl("--stop-api", name)
@@ -575,10 +407,10 @@ class Suite:
         paused = self.load.pause()
         if not paused:
             problems.append("the load did not pause")
-        during = {k: self.load.counts[k] - sent_before[k] for k in self.load.counts}
-        problems += self.load_problems()
+        during = {k: v - sent_before[k] for k, v in self.load.tally.counts().items()}
+        problems += self.load.tally.problems()
         self.record(f"restart of API {name} under load: its session moved to API {API_NAMES[other]} (fresh budget there), "
-                    f"came back to fresh counters; load sent {during['sent']}, 202 {during['202']}, retries {during['retries']}",
+                    f"came back to fresh counters; load sent {during['sent']}, 202 {during['accepted']}, retries {during['retries']}",
                     problems)
 
     def vote_with_retry(self, token, deadline):

@@ -20,20 +20,19 @@ import datetime
 import http.client
 import json
 import os
-import random
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import traceback
-import urllib.request
 import uuid
 
 import pika
 from bson import Binary, Int64, ObjectId
 from mockupdb import MockupDB
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ballot import hour_start, logger, vote_message  # noqa: E402
 
 ENV = os.environ
 BIN = ENV["WIRE_BIN"]
@@ -51,8 +50,7 @@ RETENTION_HOURS = 24
 WAIT = 20.0                     # longest wait for any one command or condition
 
 
-def log(message):
-    print(f"[mongo-wire {time.strftime('%H:%M:%S')}] {message}", flush=True)
+log = logger("mongo-wire")
 
 
 class Failure(Exception):
@@ -189,12 +187,6 @@ def amqp():
     return pika.BlockingConnection(parameters)
 
 
-def vote_message(vote_id, accepted_at_millis, poll, participant):
-    poll_bytes, participant_bytes = poll.encode(), participant.encode()
-    return (b"PV" + bytes([1]) + struct.pack(">H", 1) + vote_id.bytes + struct.pack(">q", accepted_at_millis)
-            + bytes([len(poll_bytes)]) + poll_bytes + bytes([len(participant_bytes)]) + participant_bytes)
-
-
 def publish(votes):
     """Publishes (vote id, participant, accepted-at millis) tuples, one message each, confirmed."""
     connection = amqp()
@@ -325,11 +317,6 @@ def millis_of(value):
     return round(value.timestamp() * 1000)
 
 
-def hour_of(millis):
-    seconds = millis // 1000
-    return seconds - seconds % 3600
-
-
 def check_id_upserts(request, votes, first_in_transaction=True):
     """The vote_ids `update`: one `$setOnInsert` upsert per vote, unordered, in a transaction."""
     doc = request.doc
@@ -364,7 +351,7 @@ def check_counter_upserts(request, lsid, txn_number, counted):
     expect(doc.get("ordered") is False, "counter update is not ordered: false")
     want = {}
     for _, participant, millis in counted:
-        bucket = want.setdefault(hour_of(millis), {})
+        bucket = want.setdefault(hour_start(millis), {})
         bucket[participant] = bucket.get(participant, 0) + 1
     got = {}
     for update in doc["updates"]:
@@ -569,7 +556,7 @@ class Suite:
     def scenario_totals_read_path(self):
         """The API reads hourly_totals with read concern majority and serves the counts; a malformed
         document is refused, not counted."""
-        hour = hour_of(int(time.time() * 1000))
+        hour = hour_start(int(time.time() * 1000))
         self.api_docs[:] = [
             {"_id": f"{POLL_ID}:{hour - 3600}", "poll": POLL_ID, "hour": datetime.datetime.fromtimestamp(hour - 3600, datetime.timezone.utc),
              "votes": {PARTICIPANTS[0]: Int64(1_500_000_000), PARTICIPANTS[1]: 7}},
