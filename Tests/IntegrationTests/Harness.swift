@@ -275,6 +275,31 @@ final class RawConnection {
 
     deinit { close(descriptor) }
 
+    /// This end's port.
+    var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) == 0 }
+        }
+        return ok ? Int(UInt16(bigEndian: address.sin_port)) : 0
+    }
+
+    /// Whether the server (listening on `serverPort`) has read everything this connection
+    /// sent: its socket's receive queue is empty (/proc/net/tcp, IPv4 loopback).
+    func serverHasReadEverything(serverPort: Int) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        let local = String(format: ":%04X", serverPort)
+        let remote = String(format: ":%04X", localPort)
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[1].hasSuffix(local), fields[2].hasSuffix(remote) else { continue }
+            // tx_queue:rx_queue in hex; rx_queue is what the server has not read yet.
+            return fields[4].split(separator: ":").last.map { Int($0, radix: 16) == 0 } ?? false
+        }
+        return false
+    }
+
     func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         guard bytes.withUnsafeBytes({ Foundation.send(descriptor, $0.baseAddress, $0.count, 0) }) == bytes.count else {

@@ -63,7 +63,9 @@ extension RealBrokerSuites {
             let api = try #require(stack.api)
             let stuck = try RawConnection(port: stack.apiPort)
             try stuck.send("POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-            try await waitUntil("the API holds the connection", timeout: .seconds(10)) { api.log.contains("VoteAPI listening") }
+            // The drain waits only for a request that has begun: wait until the API has read
+            // the stuck request's bytes before the first signal.
+            try await waitUntil("the API read the stuck request", timeout: .seconds(10)) { stuck.serverHasReadEverything(serverPort: stack.apiPort) }
             kill(api.pid, SIGTERM)
             try await waitUntil("the drain started", timeout: .seconds(10)) { api.log.contains("Draining connections") }
             #expect(!api.reap(within: .milliseconds(500)), "the drain waits for the stuck request")
