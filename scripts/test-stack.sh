@@ -17,7 +17,9 @@ Usage: scripts/test-stack.sh   (normally through ./run.sh test)
 
 Needs PAREDAO_TEST_AMQP_URL and PAREDAO_TEST_BROKER_CTL (set by scripts/test.sh). Ports:
 API 18080 (metrics 19101), consumer metrics 19102, nginx 18000, Prometheus 19090,
-Alertmanager 19093. Everything lives in var/test/stack and is stopped at exit.
+Alertmanager 19093. Everything lives in var/test/stack and is stopped at exit; the
+admin API's credential is var/test/stack/admin-token (the browser suite closes the seeded
+poll and opens a new one from the panel; the later suites vote in the open poll).
 TXT
 }
 
@@ -47,6 +49,9 @@ start_stack() {
   export PAREDAO_POW_DIFFICULTY=12 PAREDAO_POW_MAX_DIFFICULTY=14
   export PAREDAO_CONFIRM_TIMEOUT_MS=2000 PAREDAO_TOTALS_REFRESH_MS=500
   head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$STACK/panel-password"
+  # The admin API's credential (the panel's admin section logs in with it).
+  printf 'produtor:%s\n' "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')" >"$STACK/admin-token"
+  export PAREDAO_ADMIN_TOKEN_FILE="$STACK/admin-token"
   # PIDs in var/test/stack/run/, logs in var/test/stack/log/, nginx in var/test/stack/nginx/.
   stack_start --dir "$STACK" --bin "$bin" --api-port 18080 --web-port 18000 \
     --password "$STACK/panel-password" --htpasswd "$STACK/htpasswd"
@@ -76,15 +81,17 @@ dashboard_screenshots() {
 # The vote route through nginx: a refused vote is logged, an accepted one is not (the
 # API's metrics count those), and the answer is not gzipped.
 nginx_vote_logging() {
-  local bin token log="$STACK/nginx/logs/access.log" before status headers
+  local bin token participant log="$STACK/nginx/logs/access.log" before status headers
   bin="$(swift build --show-bin-path)"
   token="$("$bin/paredao-token" --url http://127.0.0.1:18080 --count 1)"
+  # The browser suite closes the seeded poll and opens one of its own: vote in the open one.
+  participant="$(curl -fsS http://127.0.0.1:18080/api/v1/poll | python3 -c 'import json,sys; print(json.load(sys.stdin)["poll"]["participants"][0]["id"])')"
   before=$(grep -c '"path":"/api/v1/votes"' "$log" 2>/dev/null || true)
   status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-    -d '{"participant":"aline"}' http://127.0.0.1:18000/api/v1/votes)
+    -d "{\"participant\":\"$participant\"}" http://127.0.0.1:18000/api/v1/votes)
   [[ "$status" == 401 ]] || { echo "a vote without a token answered $status, not 401" >&2; return 1; }
   headers="$(curl -s -D - -o /dev/null -X POST -H 'Content-Type: application/json' -H 'Accept-Encoding: gzip' \
-    -H "Authorization: Bearer $token" -d '{"participant":"aline"}' http://127.0.0.1:18000/api/v1/votes)"
+    -H "Authorization: Bearer $token" -d "{\"participant\":\"$participant\"}" http://127.0.0.1:18000/api/v1/votes)"
   grep -q '^HTTP/1.1 202' <<<"$headers" || { echo "a valid vote was not accepted: $headers" >&2; return 1; }
   if grep -qi '^Content-Encoding:' <<<"$headers"; then echo "the vote answer was compressed" >&2; return 1; fi
   sleep 2.5   # the access log is buffered and flushed every second
@@ -155,6 +162,7 @@ main() {
   start_stack
   run_suite "browser (headless Chromium)" env PAREDAO_WEB_URL=http://127.0.0.1:18000 \
     PAREDAO_PANEL_USER=produtor PAREDAO_PANEL_PASSWORD="$(cat "$STACK/panel-password")" \
+    PAREDAO_ADMIN_CREDENTIAL_FILE="$STACK/admin-token" \
     PAREDAO_BROKER_CTL="$PAREDAO_TEST_BROKER_CTL" /usr/bin/python3 "$ROOT/Tests/browser/test_pages.py"
   run_suite "nginx: refused votes logged, accepted ones counted only" nginx_vote_logging
   run_suite "nginx: per-client limits key IPv6 by /48" nginx_client_key

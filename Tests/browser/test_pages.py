@@ -5,7 +5,7 @@ Run with Debian's own interpreter (its python3-selenium and chromium-driver):
 
     PAREDAO_WEB_URL=http://127.0.0.1:8000 \
     PAREDAO_PANEL_USER=producao PAREDAO_PANEL_PASSWORD=... \
-    PAREDAO_BROKER_CTL='/path/to/broker-ctl' \
+    PAREDAO_BROKER_CTL='/path/to/broker-ctl' PAREDAO_ADMIN_CREDENTIAL_FILE=var/secrets/admin-token \
     /usr/bin/python3 Tests/browser/test_pages.py        # or: /usr/bin/python3 -m pytest Tests/browser
 
 Environment:
@@ -13,6 +13,8 @@ Environment:
   PAREDAO_PANEL_USER       panel basic-auth user (required)
   PAREDAO_PANEL_PASSWORD   panel password (required; or PAREDAO_PANEL_PASSWORD_FILE)
   PAREDAO_BROKER_CTL       command taking `stop` / `start` for RabbitMQ (required)
+  PAREDAO_ADMIN_CREDENTIAL_FILE  the admin API's credential file, "name:secret" (required);
+                           the last tests close the open poll and open a new one from the panel
   PAREDAO_SCREENSHOT_DIR   where screenshots go (default docs/screenshots in the repo)
   PAREDAO_CHROMIUM, PAREDAO_CHROMEDRIVER   binaries (default /usr/bin/chromium, /usr/bin/chromedriver)
 
@@ -32,24 +34,32 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                            TimeoutException, WebDriverException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
     SELENIUM_ERROR = None
 except ImportError as exc:  # pragma: no cover - depends on the machine
     SELENIUM_ERROR = exc
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = ("PAREDAO_WEB_URL", "PAREDAO_PANEL_USER", "PAREDAO_PANEL_PASSWORD", "PAREDAO_BROKER_CTL")
+REQUIRED = ("PAREDAO_WEB_URL", "PAREDAO_PANEL_USER", "PAREDAO_PANEL_PASSWORD", "PAREDAO_BROKER_CTL",
+            "PAREDAO_ADMIN_CREDENTIAL_FILE")
 SIZES = (("phone", 360, 800), ("desktop", 1280, 900))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+def P_FORMAT(n):
+    """A count as the pages print it (pt-BR thousands with dots)."""
+    return "{:,}".format(int(n)).replace(",", ".")
+
 
 # Errors shown to the viewer always end with an invitation to try again.
 FRIENDLY_ERROR_WORDS = "tente de novo"
@@ -167,6 +177,8 @@ class PagesTest(unittest.TestCase):
         cls.user = os.environ["PAREDAO_PANEL_USER"]
         cls.password = env_password()
         cls.broker_ctl = shlex.split(os.environ["PAREDAO_BROKER_CTL"])
+        with open(os.environ["PAREDAO_ADMIN_CREDENTIAL_FILE"], encoding="utf-8") as fh:
+            cls.admin_credential = fh.readline().strip()
         cls.shot_dir = Path(os.environ.get("PAREDAO_SCREENSHOT_DIR", REPO / "docs" / "screenshots"))
         cls.shot_dir.mkdir(parents=True, exist_ok=True)
         cls.download_dir = tempfile.mkdtemp(prefix="paredao-downloads-")
@@ -199,6 +211,25 @@ class PagesTest(unittest.TestCase):
         if cls.driver is not None:
             cls.driver.quit()
             cls.driver = None
+        cls.ensure_open_poll()
+
+    @classmethod
+    def ensure_open_poll(cls):
+        """The suites after this one vote in the open poll: when the admin tests failed
+        half-way (the seeded poll closed, no new one open), open one through the API."""
+        if not cls.base or not getattr(cls, "admin_credential", ""):
+            return
+        status, _, body = http("GET", cls.base + "/api/v1/poll")
+        if status == 200 and body["poll"]["state"] == "open":
+            return
+        auth = {"Authorization": "Bearer " + cls.admin_credential}
+        poll_id = "paredao-restaurado-%d" % (int(time.time()) % 100000)
+        http("POST", cls.base + "/api/v1/admin/polls", headers=auth, body={
+            "id": poll_id, "title": "Paredão restaurado pelos testes",
+            "participants": [{"id": "aline", "name": "Aline", "photoUrl": "/img/aline.svg"},
+                             {"id": "diego", "name": "Diego", "photoUrl": "/img/diego.svg"}]})
+        status, _, body = http("POST", cls.base + "/api/v1/admin/polls/%s/open" % poll_id, headers=auth)
+        print("restored an open poll for the later suites: %s %r" % (status, body))
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -379,7 +410,7 @@ class PagesTest(unittest.TestCase):
         self.screenshot("result")
 
     def test_04_panel_requires_password(self):
-        for path in ("/painel.html", "/js/painel.js", "/vendor/chart.js/chart.min.js"):
+        for path in ("/painel.html", "/js/painel.js", "/js/painel-admin.js", "/vendor/chart.js/chart.min.js"):
             status, headers, _ = http("GET", self.base + path)
             self.assertEqual(status, 401, path)
             self.assertIn("Basic", headers.get("WWW-Authenticate", ""), path)
@@ -387,7 +418,7 @@ class PagesTest(unittest.TestCase):
         status, _, _ = http("GET", self.base + "/painel.html", headers={"Authorization": "Basic " + wrong})
         self.assertEqual(status, 401)
         right = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
-        for path in ("/painel.html", "/js/painel.js", "/vendor/chart.js/chart.min.js"):
+        for path in ("/painel.html", "/js/painel.js", "/js/painel-admin.js", "/vendor/chart.js/chart.min.js"):
             status, _, _ = http("GET", self.base + path, headers={"Authorization": "Basic " + right})
             self.assertEqual(status, 200, path)
 
@@ -508,6 +539,274 @@ class PagesTest(unittest.TestCase):
                         "vote still failing after the broker restart: %r"
                         % d.find_element(By.ID, "erro-texto").text)
         self.assertIn("Voto registrado", d.find_element(By.ID, "status").text)
+
+    # ---- the admin section (last: these change the poll the earlier tests vote in) -------
+
+    def admin_api(self, method, path, body=None):
+        return http(method, self.base + "/api/v1/admin" + path, body=body,
+                    headers={"Authorization": "Bearer " + self.admin_credential})
+
+    # The polls table is re-rendered on every read of the list: read it in one script
+    # call, and retry a click whose button was replaced meanwhile.
+    ROW_JS = "return document.querySelector(\"#tabela-enquetes tbody tr[data-poll='\" + arguments[0] + \"']\")"
+
+    def row_state(self, poll_id):
+        return self.js(self.ROW_JS + "?.dataset.state ?? null", poll_id)
+
+    def row_text(self, poll_id):
+        return self.js(self.ROW_JS + "?.innerText ?? ''", poll_id)
+
+    def click_in_row(self, poll_id, selector):
+        deadline = time.time() + 10
+        while True:
+            try:
+                row = self.driver.find_element(By.CSS_SELECTOR, "#tabela-enquetes tbody tr[data-poll='%s']" % poll_id)
+                row.find_element(By.CSS_SELECTOR, selector).click()
+                return
+            except (StaleElementReferenceException, NoSuchElementException):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def admin_error(self):
+        return self.driver.find_element(By.ID, "admin-erro").text.strip()
+
+    def open_panel(self):
+        """The panel with its basic auth in the URL (the browser then keeps it for the
+        page's scripts), not as an extra header: the admin section sends its own
+        Authorization header, which an extra header set through DevTools would replace."""
+        scheme, rest = self.base.split("://", 1)
+        self.driver.get("%s://%s:%s@%s/painel.html" % (scheme, urllib.parse.quote(self.user, safe=""),
+                                                        urllib.parse.quote(self.password, safe=""), rest))
+
+    def open_panel_admin(self):
+        """Opens the panel and logs in to its admin section (unless this tab already did)."""
+        d = self.driver
+        self.open_panel()
+        self.wait(lambda d: d.find_element(By.ID, "admin-area").is_displayed()
+                  or d.find_element(By.ID, "admin-login").is_displayed(), 20, "no admin section")
+        if d.find_element(By.ID, "admin-login").is_displayed():
+            box = d.find_element(By.ID, "admin-credencial")
+            box.clear()
+            box.send_keys(self.admin_credential)
+            d.find_element(By.ID, "admin-entrar").click()
+        try:
+            self.wait(lambda d: d.find_element(By.ID, "admin-area").is_displayed(), 20)
+        except TimeoutException:
+            self.fail("the admin section did not open: %r" % self.admin_error())
+        self.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#tabela-enquetes tbody tr[data-poll]")) >= 1,
+                  20, "the polls are not listed")
+
+    def test_08_panel_closes_the_poll_and_the_ballot_shows_the_final_result(self):
+        d = self.driver
+        current = http("GET", self.base + "/api/v1/poll")[2]["poll"]
+        self.assertEqual(current["state"], "open", current)
+        # the admin API refuses without (401) and with a wrong credential (403)
+        self.assertEqual(http("GET", self.base + "/api/v1/admin/polls")[0], 401)
+        status, _, body = http("GET", self.base + "/api/v1/admin/polls", headers={"Authorization": "Bearer produtor:" + "y" * 24})
+        self.assertEqual((status, body["error"]["code"]), (403, "admin_forbidden"))
+        self.open_panel()
+        self.wait(lambda d: d.find_element(By.ID, "admin-login").is_displayed(), 20, "no admin login form")
+        # a wrong credential: a pt-BR message, the section stays closed
+        name = self.admin_credential.split(":", 1)[0]
+        box = d.find_element(By.ID, "admin-credencial")
+        box.send_keys(name + ":" + "x" * 24)
+        d.find_element(By.ID, "admin-entrar").click()
+        self.wait(lambda d: "recusada" in self.admin_error(), 20, "no message for a wrong credential")
+        self.assertFalse(d.find_element(By.ID, "admin-area").is_displayed())
+        self.assertEqual(self.js("return sessionStorage.getItem('paredao.admin.v1')"), None)
+
+        self.open_panel_admin()
+        # kept in this tab's sessionStorage only, never in the URL or a cookie
+        self.assertEqual(self.js("return sessionStorage.getItem('paredao.admin.v1')"), self.admin_credential)
+        self.assertNotIn(self.admin_credential.split(":", 1)[1], d.current_url)
+        self.assertNotIn(self.admin_credential.split(":", 1)[1], self.js("return document.cookie"))
+        self.assertEqual(self.js("return localStorage.length"), 0)
+        self.wait(lambda d: self.row_state(current["id"]) == "open", 10, "the open poll is not listed as open")
+        self.assertIn(current["title"], self.row_text(current["id"]))
+
+        # close, cancel in the confirmation: nothing changes
+        self.click_in_row(current["id"], "button.acao-encerrar")
+        dialog = d.find_element(By.ID, "confirmar-encerrar")
+        self.wait(lambda d: dialog.is_displayed(), 5, "no confirmation before closing")
+        self.assertIn(current["title"], d.find_element(By.ID, "confirmar-texto").text)
+        d.find_element(By.ID, "confirmar-nao").click()
+        self.wait(lambda d: not dialog.is_displayed(), 5)
+        self.assertIsNone(self.admin_api("GET", "/polls/" + current["id"])[2]["poll"].get("closedAt"))
+
+        # close, confirmed
+        self.click_in_row(current["id"], "button.acao-encerrar")
+        self.wait(lambda d: dialog.is_displayed(), 5, "no confirmation before closing")
+        d.find_element(By.ID, "confirmar-sim").click()
+        try:
+            self.wait(lambda d: self.row_state(current["id"]) == "closed", 20)
+        except TimeoutException:
+            self.fail("the poll did not turn Encerrada in the panel: %r / %r"
+                      % (self.row_state(current["id"]), self.admin_error()))
+        self.assertIn("Encerrada", self.row_text(current["id"]))
+        self.assertIn("encerrada", d.find_element(By.ID, "admin-status").text)
+
+        # the audit log says who, what, from where
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR,
+                  "#tabela-auditoria tbody tr[data-action='close'][data-poll='%s']" % current["id"]), 20,
+                  "the close is not in the audit log")
+        entry = d.find_element(By.CSS_SELECTOR,
+                               "#tabela-auditoria tbody tr[data-action='close'][data-poll='%s']" % current["id"])
+        cells = [c.text for c in entry.find_elements(By.CSS_SELECTOR, "th, td")]
+        self.assertEqual(cells[1], name, cells)
+        self.assertEqual(cells[2], "encerrou", cells)
+        self.assertEqual(cells[5], "127.0.0.1", cells)
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, "#tabela-auditoria tbody tr[data-action='auth_refused']"),
+                        "the wrong credential is not in the audit log")
+        # closing it again: 409
+        status, _, body = self.admin_api("POST", "/polls/%s/close" % current["id"])
+        self.assertEqual((status, body["error"]["code"]), (409, "poll_not_open"))
+        self.assertEqual(self.csp_violations(), [])
+        self.screenshot("panel-admin")
+
+        # votes are refused now, and the ballot shows the final result
+        status, _, ch = http("POST", self.base + "/api/v1/challenges", body={})
+        self.assertEqual(status, 201, ch)
+        status, _, body = http("POST", self.base + "/api/v1/sessions",
+                               body={"challenge": ch["challenge"], "counter": solve_pow(ch["challenge"], int(ch["difficulty"]))})
+        self.assertEqual(status, 201, body)
+        status, _, body = http("POST", self.base + "/api/v1/votes",
+                               body={"participant": current["participants"][0]["id"], "voteId": str(uuid.uuid4()),
+                                     "poll": current["id"]},
+                               headers={"Authorization": "Bearer " + body["token"]})
+        self.assertEqual((status, body["error"]["code"]), (409, "poll_closed"), body)
+        self.open("/")
+        try:
+            self.wait(lambda d: "Votação encerrada" in d.find_element(By.ID, "confirmacao-titulo").text
+                      and d.find_element(By.ID, "confirmacao").is_displayed()
+                      and len(d.find_elements(By.CSS_SELECTOR, "#parcial li[data-participant]"))
+                      == len(current["participants"]), 30)
+        except TimeoutException:
+            self.fail("the ballot does not say Votação encerrada: %r" % d.find_element(By.TAG_NAME, "main").text)
+        self.assertFalse(d.find_element(By.ID, "cedula").is_displayed(), "the ballot still offers a vote")
+        self.assertIn("encerrada", d.find_element(By.ID, "instrucao").text)
+
+        def shown_votes():
+            return self.js("return Object.fromEntries(Array.from(document.querySelectorAll('#parcial li[data-participant]'))"
+                           ".map(li => [li.dataset.participant, Number(li.querySelector('[data-votes]').dataset.votes)]))")
+        final = http("GET", self.base + "/api/v1/totals?poll=" + current["id"])[2]
+        if shown_votes() != {p["id"]: p["votes"] for p in final["participants"]}:
+            # a vote accepted before the close was still in the queue: the page is reloaded
+            # once the totals have settled
+            time.sleep(2)
+            final = http("GET", self.base + "/api/v1/totals?poll=" + current["id"])[2]
+            self.open("/")
+            self.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#parcial li[data-participant]")) > 0, 30)
+        shown = shown_votes()
+        self.assertEqual(shown, {p["id"]: p["votes"] for p in final["participants"]})
+        self.assertGreaterEqual(sum(shown.values()), 1)
+        self.assertIn(P_FORMAT(final["total"]), d.find_element(By.ID, "parcial-total").text)
+        self.assertEqual(self.csp_violations(), [])
+        self.screenshot("ballot-closed")
+        PagesTest.closed_poll = current
+
+    def test_09_panel_creates_and_opens_a_three_participant_paredao(self):
+        d = self.driver
+        poll_id = "paredao-painel-%d" % (int(time.time()) % 100000)
+        people = [("marina", "Marina"), ("rafael", "Rafael"), ("tati", "Tati")]
+        self.open_panel_admin()   # the credential is still in this tab's sessionStorage
+        # a problem in the form is told before anything is sent
+        d.find_element(By.ID, "enquete-id").send_keys(poll_id)
+        d.find_element(By.ID, "enquete-titulo").send_keys("Paredão do painel")
+        rows = d.find_elements(By.CSS_SELECTOR, "#form-enquete .participante")
+        rows[0].find_element(By.NAME, "pid").send_keys(people[0][0])
+        rows[0].find_element(By.NAME, "pname").send_keys(people[0][1])
+        d.find_element(By.ID, "enquete-salvar").click()
+        self.wait(lambda d: "de 2 a 4 participantes" in self.admin_error(), 5, "no message for one participant")
+        for row, (pid, pname) in zip(rows[1:], people[1:]):
+            row.find_element(By.NAME, "pid").send_keys(pid)
+            row.find_element(By.NAME, "pname").send_keys(pname)
+        rows[0].find_element(By.NAME, "pphoto").send_keys("/img/sem-foto.svg")
+        d.find_element(By.ID, "enquete-salvar").click()
+        try:
+            self.wait(lambda d: self.row_state(poll_id) == "draft", 20)
+        except TimeoutException:
+            self.fail("the draft was not created: %r" % self.admin_error())
+        self.assertIn("Rascunho", self.row_text(poll_id))
+        # the same id again: 409, in Portuguese
+        d.find_element(By.ID, "enquete-id").send_keys(poll_id)
+        d.find_element(By.ID, "enquete-titulo").send_keys("De novo")
+        for row, (pid, pname) in zip(rows, people):
+            row.find_element(By.NAME, "pid").send_keys(pid)
+            row.find_element(By.NAME, "pname").send_keys(pname)
+        d.find_element(By.ID, "enquete-salvar").click()
+        self.wait(lambda d: "Já existe uma votação com esse identificador" in self.admin_error(), 20,
+                  "no message for a duplicate id: %r" % self.admin_error())
+
+        # edit the draft's title
+        self.click_in_row(poll_id, "button.acao-editar")
+        self.assertEqual(d.find_element(By.ID, "enquete-id").get_attribute("value"), poll_id)
+        title = d.find_element(By.ID, "enquete-titulo")
+        title.clear()
+        title.send_keys("Paredão 11 — quem deve sair?")
+        d.find_element(By.ID, "enquete-salvar").click()
+        self.wait(lambda d: "Paredão 11" in self.row_text(poll_id), 20,
+                  "the edited title is not listed: %r" % self.admin_error())
+
+        # open it: no restart, the ballot shows the three at once
+        self.click_in_row(poll_id, "button.acao-abrir")
+        try:
+            self.wait(lambda d: self.row_state(poll_id) == "open", 20)
+        except TimeoutException:
+            self.fail("the draft did not open: %r" % self.admin_error())
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR,
+                  "#tabela-auditoria tbody tr[data-action='open'][data-poll='%s']" % poll_id), 20,
+                  "the open is not in the audit log")
+        self.assertEqual(self.csp_violations(), [])
+
+        self.open("/")
+        try:
+            self.wait(lambda d: sorted(e.get_attribute("value") for e in
+                                       d.find_elements(By.CSS_SELECTOR, "#opcoes input[name=participante]"))
+                      == sorted(p for p, _ in people), 30)
+        except TimeoutException:
+            self.fail("the ballot does not show the new paredão: %r" % d.find_element(By.TAG_NAME, "main").text)
+        self.assertEqual(d.find_element(By.ID, "titulo").text, "Paredão 11 — quem deve sair?")
+        for pid, pname in people:
+            self.assertIn(pname, d.find_element(By.CSS_SELECTOR, "label.opcao[data-participant='%s']" % pid).text)
+        self.assertTrue(d.find_element(By.ID, "cedula").is_displayed())
+        # and it takes votes: one from the browser
+        self.wait(lambda d: self.js("return !!sessionStorage.getItem('paredao.session.v1')"), 60,
+                  "no session token for the new paredão")
+        self.choose("rafael")
+        d.find_element(By.ID, "votar").click()
+        self.wait(lambda d: d.find_element(By.ID, "confirmacao").is_displayed(), 60,
+                  "no vote confirmation in the new paredão: %r" % d.find_element(By.ID, "erro-texto").text)
+        self.assertIn("Rafael", d.find_element(By.ID, "status").text)
+        self.assertEqual(self.csp_violations(), [])
+        PagesTest.new_poll = poll_id
+
+    def test_10_panel_shows_a_past_polls_result(self):
+        closed = getattr(PagesTest, "closed_poll", None)
+        if closed is None:
+            self.skipTest("no poll was closed (test_08 failed)")
+        d = self.driver
+        final = http("GET", self.base + "/api/v1/totals?poll=" + closed["id"])[2]
+        self.open_panel_admin()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#seletor-enquete option[value='%s']" % closed["id"]),
+                  20, "the closed poll is not in the selector")
+        self.click_in_row(closed["id"], "button.acao-resultado")
+        self.assertEqual(d.find_element(By.ID, "seletor-enquete").get_attribute("value"), closed["id"])
+        try:
+            self.wait(lambda d: d.find_element(By.ID, "enquete").text == closed["title"]
+                      and d.find_element(By.ID, "total").get_attribute("data-total") == str(final["total"]), 20)
+        except TimeoutException:
+            self.fail("the panel does not show the closed poll's result: %r, %r"
+                      % (d.find_element(By.ID, "enquete").text, d.find_element(By.ID, "total").text))
+        names = [r.find_element(By.TAG_NAME, "th").text
+                 for r in d.find_elements(By.CSS_SELECTOR, "#tabela-participantes tbody tr")]
+        self.assertEqual(names, [p["name"] for p in closed["participants"]])
+        self.assertGreaterEqual(len(d.find_elements(By.CSS_SELECTOR, "#tabela-horas tbody tr[data-hour]")), 1)
+        # back to the current poll: the new paredão
+        Select(d.find_element(By.ID, "seletor-enquete")).select_by_value("")
+        self.wait(lambda d: d.find_element(By.ID, "enquete").text == "Paredão 11 — quem deve sair?", 20,
+                  "the current poll is not shown again")
+        self.assertEqual(self.csp_violations(), [])
 
 
 def main():

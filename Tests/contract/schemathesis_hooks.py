@@ -11,11 +11,20 @@ sessions and votes routes with real credentials as well as broken ones.
   `201` is reached too (the rest stay as generated: 400s and 401s); a real challenge that
   the stateful phase carried over by the document's links (challenge → session → vote) is
   solved in place.
-- Votes whose body fits the schema name a real participant every other time (202), else
-  keep the generated string (mostly 422 unknown_participant).
+- Votes whose body fits the schema name a real participant (and, if they name a poll, the
+  open one) every other time (202), else keep the generated strings (mostly 422
+  unknown_participant, or 409 for a poll that is not the open one).
+- The admin routes (tag `admin`): an auth provider sends the real admin credential
+  (PAREDAO_CONTRACT_ADMIN_TOKEN) four times in five and a wrong one (403) the fifth;
+  schemathesis's `ignored_auth` check sends each without one (401) and with a made-up one.
+  Opening and closing polls are not fuzzed with the rest (scripts/test-contract.sh
+  excludes them): a close would end the poll the later checks vote in, an open would make
+  a random draft the poll. They run last, in a run of their own.
 
 Environment: PAREDAO_CONTRACT_URL (the base URL under test, the same as --url),
-PAREDAO_CONTRACT_KEYS (optional: the API's token keys file, for the signed broken tokens).
+PAREDAO_CONTRACT_KEYS (optional: the API's token keys file, for the signed broken tokens),
+PAREDAO_CONTRACT_ADMIN_TOKEN (the admin credentials file; without it the admin routes get
+no credential and answer 401).
 """
 
 import atexit
@@ -31,15 +40,17 @@ import paredao_client as client
 
 BASE = os.environ.get("PAREDAO_CONTRACT_URL", "http://127.0.0.1:8080")
 KEYS_FILE = os.environ.get("PAREDAO_CONTRACT_KEYS", "")
+ADMIN_TOKEN_FILE = os.environ.get("PAREDAO_CONTRACT_ADMIN_TOKEN", "")
 # A token answers 5 votes at once (burst), then one a second: a fresh one every few votes
 # keeps most valid-token votes out of the session's rate limit.
 VOTES_PER_TOKEN = 4
 
 _lock = threading.Lock()
-_state = {"token": None, "uses": 0, "participants": None, "broken": None}
+_state = {"token": None, "uses": 0, "participants": None, "poll": None, "broken": None}
 _vote_counter = itertools.count()
 _session_counter = itertools.count()
 _participant_counter = itertools.count()
+_admin_counter = itertools.count()
 
 
 def _participants():
@@ -48,7 +59,9 @@ def _participants():
             status, _, raw = client.request(BASE, "GET", "/api/v1/poll")
             if status != 200:
                 raise RuntimeError(f"GET /api/v1/poll answered {status}")
-            _state["participants"] = [p["id"] for p in json.loads(raw)["poll"]["participants"]]
+            poll = json.loads(raw)["poll"]
+            _state["participants"] = [p["id"] for p in poll["participants"]]
+            _state["poll"] = poll["id"]
         return _state["participants"]
 
 
@@ -92,6 +105,36 @@ class SessionTokenAuth:
         if isinstance(case.body, dict) and _body_fits_schema(case) and next(_participant_counter) % 2 == 0:
             participants = _participants()
             case.body = {**case.body, "participant": participants[len(case.body) % len(participants)]}
+            # A generated `poll` names no poll (409 poll_not_open): name the open one instead.
+            if isinstance(case.body.get("poll"), str):
+                case.body["poll"] = _state["poll"]
+
+
+def _admin_credential():
+    if not ADMIN_TOKEN_FILE or not os.path.exists(ADMIN_TOKEN_FILE):
+        return ""
+    with open(ADMIN_TOKEN_FILE, encoding="utf-8") as fh:
+        return fh.readline().strip()
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(tag="admin")
+class AdminCredentialAuth:
+    """The real admin credential, and every fifth request a wrong one (403, audited)."""
+
+    def get(self, case, ctx):
+        credential = _admin_credential()
+        if not credential:
+            return None
+        if next(_admin_counter) % 5 == 4:
+            name = credential.split(":", 1)[0]
+            return "Bearer " + name + ":" + "wrong-secret-" + "x" * 16
+        return "Bearer " + credential
+
+    def set(self, case, data, ctx):
+        if data is None:
+            return
+        case.headers = dict(case.headers or {})
+        case.headers["Authorization"] = data
 
 
 @schemathesis.hook

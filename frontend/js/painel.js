@@ -1,6 +1,8 @@
 /* Producers' panel (painel.html, behind nginx basic auth): overall total, votes per
    participant, votes per hour as a table and as a Chart.js stacked bar chart, with a
-   CSV download of the hourly table generated in the browser. Refreshes itself. */
+   CSV download of the hourly table generated in the browser. Refreshes itself. Shows
+   the current poll, or any poll picked in the selector (`/totals?poll=ID`; the admin
+   section, painel-admin.js, fills the selector with the polls it lists). */
 (function () {
   'use strict';
 
@@ -19,7 +21,10 @@
     horasBody: document.querySelector('#tabela-horas tbody'),
     canvas: document.getElementById('grafico'),
     csv: document.getElementById('baixar-csv'),
+    seletor: document.getElementById('seletor-enquete'),
   };
+
+  const STATE_NAMES = { draft: 'rascunho', open: 'aberta', closed: 'encerrada' };
 
   const hourFormat = new Intl.DateTimeFormat('pt-BR', {
     day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit',
@@ -27,6 +32,7 @@
 
   let latest = null;
   let chart = null;
+  let refreshNow = null;
 
   function cell(tag, text, scope) {
     const c = document.createElement(tag);
@@ -178,7 +184,10 @@
 
   async function refresh() {
     try {
-      const totals = await P.requestJson('GET', P.API + '/totals', { timeoutMs: 8000 });
+      const chosen = el.seletor.value;
+      const totals = await P.requestJson('GET', P.API + '/totals' + (chosen ? '?poll=' + encodeURIComponent(chosen) : ''),
+        { timeoutMs: 8000 });
+      if (el.seletor.value !== chosen) return;   // the producer picked another poll meanwhile
       latest = totals;
       if (totals.title) el.enquete.textContent = totals.title;
       el.total.textContent = P.formatNumber(totals.total);
@@ -201,8 +210,33 @@
     }
   }
 
-  // Exposed for tests and for the browser console.
-  window.ParedaoPainel = { buildCsv: function () { return latest ? buildCsv(latest) : ''; } };
+  /* The selector's options: "the current poll" plus every poll but drafts (no votes),
+     newest first, keeping the producer's choice when it is still listed. */
+  function setPolls(polls) {
+    const chosen = el.seletor.value;
+    const options = [new Option('Votação atual', '')];
+    polls.filter(function (p) { return p.state !== 'draft'; })
+      .sort(function (a, b) { return String(b.openedAt || '').localeCompare(String(a.openedAt || '')); })
+      .forEach(function (p) {
+        const option = new Option(p.title + ' (' + (STATE_NAMES[p.state] || p.state) + ')', p.id);
+        option.dataset.state = p.state;
+        options.push(option);
+      });
+    el.seletor.replaceChildren.apply(el.seletor, options);
+    el.seletor.value = options.some(function (o) { return o.value === chosen; }) ? chosen : '';
+  }
 
-  P.every(REFRESH_MS, refresh);
+  el.seletor.addEventListener('change', function () {
+    el.atualizado.textContent = 'Carregando…';
+    if (refreshNow) refreshNow();
+  });
+
+  // Exposed for the admin section, for tests and for the browser console.
+  window.ParedaoPainel = {
+    buildCsv: function () { return latest ? buildCsv(latest) : ''; },
+    setPolls: setPolls,
+    refresh: function () { if (refreshNow) refreshNow(); },
+  };
+
+  refreshNow = P.every(REFRESH_MS, refresh);
 })();
