@@ -108,64 +108,29 @@ run_swift() {
   record "swift (unit + integration)" "$status"
 }
 
-run_mongo_wire() {
-  log "MongoDB store against mockupdb (wire level, real processes)"
-  local status=0
-  bash "$ROOT/Tests/mongo/run.sh" || status=$?
-  record "mongodb wire (mockupdb)" "$status"
+# run_suite NAME DESCRIPTION SCRIPT [ARGS...]: one suite script, its status recorded as NAME.
+run_suite() {
+  local name="$1" description="$2" script="$3" status=0
+  shift 3
+  [[ -f "$script" ]] || return 0
+  log "$description"
+  bash "$script" "$@" || status=$?
+  record "$name" "$status"
 }
 
-run_microbenchmarks() {
-  [[ -f "$ROOT/bench/micro/run.sh" ]] || return 0
-  log "microbenchmarks (smoke: they build, their inputs round-trip, nothing throws)"
-  local status=0
-  bash "$ROOT/bench/micro/run.sh" --smoke || status=$?
-  record "microbenchmarks (smoke)" "$status"
-}
+run_mongo() { run_suite "mongodb wire (mockupdb)" "MongoDB store against mockupdb (wire level, real processes)" "$ROOT/Tests/mongo/run.sh"; }
+run_micro() { run_suite "microbenchmarks (smoke)" "microbenchmarks (smoke: they build, their inputs round-trip, nothing throws)" "$ROOT/bench/micro/run.sh" --smoke; }
+run_fuzz() { run_suite fuzz "fuzzing (libFuzzer + AddressSanitizer, 45 s per target)" "$ROOT/fuzz/run.sh" --seconds 45 --jobs 2; }
+run_monitoring() { run_suite monitoring "monitoring tests" "$ROOT/Tests/monitoring/run.sh"; }
+run_cluster() { run_suite "cluster failover" "cluster failover suite (3-node RabbitMQ cluster, SIGKILL of the queue leader)" "$ROOT/Tests/cluster/run.sh"; }
+run_faults() { run_suite faults "fault suite (own broker, supervised stack, load through nginx)" "$ROOT/Tests/faults/run.sh"; }
+run_fleet() { run_suite fleet "fleet suite (own broker, two APIs behind nginx, two consumers on one queue)" "$ROOT/Tests/fleet/run.sh"; }
+run_ansible() { run_suite ansible "Ansible deployment (own prefix, ports and broker; second run changed=0)" "$ROOT/Tests/ansible/run.sh"; }
+run_browser() { run_suite "browser + outage" "browser tests and the broker-outage check (a stack on the test broker)" "$ROOT/scripts/test-stack.sh"; }
+run_contract() { run_suite "API contract" "API contract (docs/openapi.yaml: schemathesis, bad input, nginx limits)" "$ROOT/scripts/test-contract.sh"; }
 
-run_fuzz() {
-  [[ -f "$ROOT/fuzz/run.sh" ]] || return 0
-  log "fuzzing (libFuzzer + AddressSanitizer, 45 s per target)"
-  local status=0
-  bash "$ROOT/fuzz/run.sh" --seconds 45 --jobs 2 || status=$?
-  record "fuzz" "$status"
-}
-
-run_monitoring() {
-  [[ -f "$ROOT/Tests/monitoring/run.sh" ]] || return 0
-  log "monitoring tests"
-  local status=0
-  bash "$ROOT/Tests/monitoring/run.sh" || status=$?
-  record monitoring "$status"
-}
-
-run_cluster() {
-  log "cluster failover suite (3-node RabbitMQ cluster, SIGKILL of the queue leader)"
-  local status=0
-  bash "$ROOT/Tests/cluster/run.sh" || status=$?
-  record "cluster failover" "$status"
-}
-
-run_faults() {
-  log "fault suite (own broker, supervised stack, load through nginx)"
-  local status=0
-  bash "$ROOT/Tests/faults/run.sh" || status=$?
-  record "faults" "$status"
-}
-
-run_fleet() {
-  log "fleet suite (own broker, two APIs behind nginx, two consumers on one queue)"
-  local status=0
-  bash "$ROOT/Tests/fleet/run.sh" || status=$?
-  record "fleet" "$status"
-}
-
-run_ansible() {
-  log "Ansible deployment (own prefix, ports and broker; second run changed=0)"
-  local status=0
-  bash "$ROOT/Tests/ansible/run.sh" || status=$?
-  record "ansible" "$status"
-}
+# Every suite, in the order they run.
+SUITES=(swift mongo monitoring micro fuzz browser contract faults fleet cluster ansible)
 
 main() {
   local only=""
@@ -176,6 +141,10 @@ main() {
       *) echo "unknown option: $1" >&2; usage >&2; return 2 ;;
     esac
   done
+  if [[ -n "$only" && " ${SUITES[*]} " != *" $only "* ]]; then
+    echo "unknown suite: $only (known: ${SUITES[*]})" >&2
+    return 2
+  fi
   "$ROOT/scripts/make-secrets.sh" >/dev/null
   # The fault, fleet, cluster and Ansible suites run their own brokers (ports 5712, 5762,
   # 5710-5730, 5752), the fuzzers need none: alone, they need no test broker.
@@ -183,25 +152,10 @@ main() {
     start_broker
     trap stop_broker EXIT
   fi
-  if [[ -z "$only" || "$only" == swift ]]; then run_swift; fi
-  if [[ -z "$only" || "$only" == mongo ]]; then run_mongo_wire; fi
-  if [[ -z "$only" || "$only" == monitoring ]]; then run_monitoring; fi
-  if [[ -z "$only" || "$only" == micro ]]; then run_microbenchmarks; fi
-  if [[ -z "$only" || "$only" == fuzz ]]; then run_fuzz; fi
-  if [[ -z "$only" || "$only" == browser ]] && [[ -f "$ROOT/scripts/test-stack.sh" ]]; then
-    local status=0
-    bash "$ROOT/scripts/test-stack.sh" || status=$?
-    record "browser + outage" "$status"
-  fi
-  if [[ -z "$only" || "$only" == contract ]]; then
-    local status=0
-    bash "$ROOT/scripts/test-contract.sh" || status=$?
-    record "API contract" "$status"
-  fi
-  if [[ -z "$only" || "$only" == faults ]]; then run_faults; fi
-  if [[ -z "$only" || "$only" == fleet ]]; then run_fleet; fi
-  if [[ -z "$only" || "$only" == cluster ]]; then run_cluster; fi
-  if [[ -z "$only" || "$only" == ansible ]]; then run_ansible; fi
+  local suite
+  for suite in "${SUITES[@]}"; do
+    if [[ -z "$only" || "$only" == "$suite" ]]; then "run_$suite"; fi
+  done
   log "summary"
   printf '  %s\n' "${RESULTS[@]}"
   echo "suites: $((${#RESULTS[@]} - FAILED)) passed, $FAILED failed"
