@@ -288,7 +288,10 @@ final class RawConnection {
     /// Whether the server (listening on `serverPort`) has read everything this connection
     /// sent: its socket's receive queue is empty (/proc/net/tcp, IPv4 loopback).
     func serverHasReadEverything(serverPort: Int) -> Bool {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        // procfs files report a size of 0, so read until the end rather than by size.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/net/tcp"),
+              let data = try? handle.readToEnd(), let table = String(data: data, encoding: .utf8) else { return false }
+        try? handle.close()
         let local = String(format: ":%04X", serverPort)
         let remote = String(format: ":%04X", localPort)
         for line in table.split(separator: "\n").dropFirst() {

@@ -619,6 +619,9 @@ class Suite:
         self.consumer.stop()
         self.processes.remove(self.consumer)
         standalone = MockMongo(replica_set=False)
+        # A server that already holds the season's polls: the seeded poll opened long before
+        # these votes (seeded afresh, its opening time would race the votes' accepted-at).
+        standalone.polls = [dict(poll) for poll in self.consumer_mongo.polls]
         try:
             consumer = start_consumer(standalone, name="consumer-standalone")
             self.processes.append(consumer)
