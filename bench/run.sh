@@ -355,10 +355,19 @@ soak() {
     echo "| --- | --- | --- | --- | --- |"
     awk -F, 'NR > 1 && (NR - 2) % 5 == 0 { printf "| %.1f | %.1f | %.1f | %.1f | %.1f |\n", $1/60, $2/1024, $3/1024, $4/1024, $5/1024 }' "$csv"
     echo
-    echo "Growth from minute 5 (after the warm-up) to the end, MiB:"
-    awk -F, 'NR > 1 { if (!base && $1 >= 300) { base = 1; a = $2; c = $3; b = $4; n = $5 } la = $2; lc = $3; lb = $4; ln = $5 }
-      END { if (base) printf "VoteAPI %+.1f, VoteConsumer %+.1f, RabbitMQ %+.1f, nginx %+.1f\n", (la-a)/1024, (lc-c)/1024, (lb-b)/1024, (ln-n)/1024;
-            else print "(the soak was shorter than 5 minutes)" }' "$csv"
+    # Growth over the last 10 minutes says whether a curve is flat (or has reached the
+    # ceiling its setting puts on it: SQLite's page cache, the quorum WAL file), and from
+    # minute 5 how much it took to get there.
+    local last
+    last="$(tail -n1 "$csv" | cut -d, -f1)"
+    echo "Growth, MiB: from minute 5 (after the warm-up) to the end | over the last 10 minutes:"
+    awk -F, -v last="$last" 'NR > 1 {
+        if (!base && $1 >= 300) { base = 1; a = $2; c = $3; b = $4; n = $5 }
+        if (!recent && $1 >= last - 600) { recent = 1; ra = $2; rc = $3; rb = $4; rn = $5 }
+        la = $2; lc = $3; lb = $4; ln = $5 }
+      END { if (base && last >= 900) printf "VoteAPI %+.1f | %+.1f, VoteConsumer %+.1f | %+.1f, RabbitMQ %+.1f | %+.1f, nginx %+.1f | %+.1f\n",
+              (la-a)/1024, (la-ra)/1024, (lc-c)/1024, (lc-rc)/1024, (lb-b)/1024, (lb-rb)/1024, (ln-n)/1024, (ln-rn)/1024;
+            else print "(the soak was shorter than 15 minutes)" }' "$csv"
   } | tee "$file"
   log "soak results in $file"
 }
