@@ -70,6 +70,14 @@ public final class MongoClientPool: @unchecked Sendable {
         redactedURL = Self.redacting(url)
     }
 
+    /// Checks that the driver can parse `url`, without making a pool or connecting.
+    public static func check(url: String) throws(MongoError) {
+        _ = driverInitialized
+        var error = bson_error_t()
+        guard let uri = mongoc_uri_new_with_error(url, &error) else { throw MongoError(error) }
+        mongoc_uri_destroy(uri)
+    }
+
     deinit {
         mongoc_client_pool_destroy(pool)
         mongoc_uri_destroy(uri)

@@ -1,4 +1,5 @@
 public import VoteShared
+import MongoDB
 
 /// What recording a batch did: votes newly counted, and repeats of ids already counted.
 public struct RecordOutcome: Sendable, Equatable {
@@ -77,7 +78,7 @@ public struct StoreConfiguration: Sendable {
         }
         if known == .mongodb {
             do {
-                _ = try MongoVoteStore(url: mongoURL, voteIDRetentionSeconds: voteIDRetentionSeconds, appName: appName)
+                try MongoClientPool.check(url: mongoURL)
             } catch {
                 throw ConfigurationError(key: "PAREDAO_MONGO_URL", message: "not a usable MongoDB connection string: \(error.message)")
             }
