@@ -27,6 +27,8 @@ let package = Package(
         // Libraries for the microbenchmarks package in bench/micro.
         .library(name: "VoteShared", targets: ["VoteShared"]),
         .library(name: "VoteStore", targets: ["VoteStore"]),
+        // For the fuzz package.
+        .library(name: "HTTPFraming", targets: ["HTTPFraming"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -51,6 +53,10 @@ let package = Package(
 
         // The vote model, its wire format and the token crypto: no networking, no metrics,
         // so every tool can link it.
+        // HTTP/1.1 request framing (the API's decoder), a library of its own so that the fuzz
+        // package can hold it to NIO's decoder.
+        .target(name: "HTTPFraming", dependencies: [nioCore, nioHTTP1], swiftSettings: swiftSettings),
+
         .target(
             name: "VoteShared",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -76,7 +82,7 @@ let package = Package(
         // HTTP → token check → publish.
         .executableTarget(
             name: "VoteAPI",
-            dependencies: ["VoteShared", "VoteStore", "RabbitMQ", "ServiceSupport", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser],
+            dependencies: ["VoteShared", "VoteStore", "RabbitMQ", "ServiceSupport", "HTTPFraming", nioCore, nioPosix, nioHTTP1, logging, metrics, serviceLifecycle, argumentParser],
             swiftSettings: swiftSettings
         ),
 
@@ -110,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "VoteAPITests",
             dependencies: [
-                "VoteAPI", "VoteShared", "VoteStore", "ServiceSupport", nioCore, nioPosix, nioHTTP1,
+                "VoteAPI", "VoteShared", "VoteStore", "ServiceSupport", "HTTPFraming", nioCore, nioPosix, nioHTTP1,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

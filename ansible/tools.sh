@@ -3,6 +3,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=SCRIPTDIR/../scripts/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 VENV="$ROOT/var/tools/ansible"
 # Pinned: a new ansible-lint may add rules (and failures) on its own. ansible-core 2.19 is
 # the newest that runs on Python 3.11 (2.20 wants 3.12).
@@ -20,29 +22,14 @@ TXT
 }
 
 installed() {
-  [[ -x "$VENV/bin/python" && -x "$VENV/bin/ansible-playbook" && -x "$VENV/bin/ansible-lint" ]] || return 1
-  "$VENV/bin/python" - "${PACKAGES[@]}" <<'PY'
-import sys
-from importlib.metadata import version, PackageNotFoundError
-for spec in sys.argv[1:]:
-    name, wanted = spec.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
+  [[ -x "$VENV/bin/ansible-playbook" && -x "$VENV/bin/ansible-lint" ]] || return 1
+  venv_has_pins "$VENV" "${PACKAGES[@]}"
 }
 
 install() {
   if installed; then return 0; fi
-  mkdir -p "$(dirname "$VENV")"
-  # The first python3 on PATH, else Debian's (python3-venv).
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; /usr/bin/python3 -m venv "$VENV"; }
-  fi
   echo "[ansible-tools] pip install ${PACKAGES[*]}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
+  venv_pip_install "$VENV" "${PACKAGES[@]}"
   installed
 }
 

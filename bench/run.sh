@@ -61,6 +61,10 @@ standard output and in var/bench/results-<time>.md.
 
 The benchmark raises the per-token limits (PAREDAO_VOTE_RATE=100000, budget 10^9) and
 nginx's per-IP limits, because all load comes from one address and a few hundred tokens.
+Any other PAREDAO_* setting in the environment reaches the services (PAREDAO_EVENT_LOOPS=1
+bench/run.sh: one event loop instead of one per core).
+PAREDAO_BENCH_BIN=DIR runs the binaries in DIR instead of building (to compare two builds
+in the same window; the nginx config is always this checkout's).
 Traffic goes to 127.0.0.1 only; every run stops by itself.
 TXT
 }
@@ -269,7 +273,14 @@ run_mode() {
   latency="$(us_ms "$p50") | $(us_ms "$p99") | $(us_ms "$p999")"
   if [[ "$service99" == - ]]; then service99=""; else service99="$(us_ms "$service99")"; fi
   ROWS+=("| $mode | $target | $rps | $latency | $service99 | $non202 | $(percent_of_core "$d_api" "$elapsed")% | $(percent_of_core "$d_consumer" "$elapsed")% | $(percent_of_core "$d_broker" "$elapsed")% | $(percent_of_core "$d_nginx" "$elapsed")% | $cpu_gen% | $verdict |")
-  CPU_ROWS+=("| $mode | $rps | $(per_vote "$d_api" "$accepted_delta") | $(per_vote "$d_consumer" "$accepted_delta") | $(per_vote "$d_broker" "$accepted_delta") | $(per_vote "$d_nginx" "$accepted_delta") | $(per_vote $((d_api + d_consumer + d_broker + d_nginx)) "$accepted_delta") |")
+  # The load generator does the same work per request in every run: its CPU per request is
+  # a yardstick for how fast the (shared) machine is right then, and the process's CPU per
+  # vote divided by it compares builds across runs far better than either figure alone.
+  local api_us nginx_us load_us
+  api_us="$(per_vote "$d_api" "$accepted_delta")"
+  nginx_us="$(per_vote "$d_nginx" "$accepted_delta")"
+  load_us="$(awk -v c="$cpu_gen" -v r="$rps" 'BEGIN { if (r > 0 && c > 0) printf "%.1f", c * 10000 / r; else print "n/a" }')"
+  CPU_ROWS+=("| $mode | $rps | $api_us | $(per_vote "$d_consumer" "$accepted_delta") | $(per_vote "$d_broker" "$accepted_delta") | $nginx_us | $(per_vote $((d_api + d_consumer + d_broker + d_nginx)) "$accepted_delta") | $load_us | $(ratio_of "$api_us" "$load_us") | $(ratio_of "$nginx_us" "$load_us") |")
   RPS["$mode"]=$rps
 }
 
@@ -374,7 +385,8 @@ soak() {
 
 # profile_during MODE: from 5 s into the run, 10 s of perf samples (cpu-clock, 999 Hz, call
 # graphs) of VoteAPI, the nginx workers and the consumer; the top symbols of each process
-# (self time, % of that process's samples) go to var/bench/profile-MODE.txt.
+# (self time, % of that process's samples) go to var/bench/profile-MODE.txt; the samples stay
+# in var/bench/perf-MODE.data for `perf report -i` (call graphs included) until the next run.
 profile_during() {
   local mode="$1" data="$BENCH/perf-$1.data" out="$BENCH/profile-$1.txt" workers
   sleep 5
@@ -396,7 +408,11 @@ profile_during() {
       echo
     done
   } >"$out"
-  rm -f "$data"
+}
+
+# ratio_of A B: A / B with two decimals ("-" when either is missing or zero).
+ratio_of() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'
 }
 
 # per_vote TICKS VOTES: CPU microseconds per vote.
@@ -478,7 +494,7 @@ report() {
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores ($(uname -r))"
     echo
-    echo "wrk -t1, paced runs -c$CONNECTIONS, max runs and ceilings -c$MAX_CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised."
+    echo "wrk -t1, paced runs -c$CONNECTIONS, max runs and ceilings -c$MAX_CONNECTIONS, ${DURATION} s per mode, $TOKENS tokens; per-token limits raised to 100,000 votes/s (PAREDAO_VOTE_RATE), nginx per-IP limits raised; VoteAPI event loops: ${PAREDAO_EVENT_LOOPS:-one per core}."
     echo
     echo "Latency: paced-*/max-* as wrk measures it (from each request's send: closed loop);"
     echo "open*-* from each request's scheduled time (paredao-load, HdrHistogram; \"service p99\" is the same run from the send)."
@@ -487,10 +503,11 @@ report() {
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${ROWS[@]}"
     echo
-    echo "CPU microseconds per accepted vote (user + system, over the run):"
+    echo "CPU microseconds per accepted vote (user + system, over the run); the load generator's per"
+    echo "request, and VoteAPI's and nginx's per vote divided by it (steadier across runs on a shared machine):"
     echo
-    echo "| mode | votes/s | VoteAPI | VoteConsumer | RabbitMQ | nginx | all four |"
-    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    echo "| mode | votes/s | VoteAPI | VoteConsumer | RabbitMQ | nginx | all four | load | VoteAPI ÷ load | nginx ÷ load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${CPU_ROWS[@]}"
     local profile
     for profile in "$BENCH"/profile-*.txt; do
@@ -538,8 +555,18 @@ main() {
     esac
   done
   command -v wrk >/dev/null || { echo "wrk is missing: run ./preflight.sh" >&2; return 1; }
-  swift build -c release >&2
-  BIN="$(swift build -c release --show-bin-path)"
+  if [[ -n "${PAREDAO_BENCH_BIN:-}" ]]; then
+    # Another build's binaries (an A/B in the same window: copy .build/release/VoteAPI,
+    # VoteConsumer and paredao-* of the older build to a folder first).
+    BIN="$PAREDAO_BENCH_BIN"
+    local tool
+    for tool in VoteAPI VoteConsumer paredao-token paredao-load paredao-ceilings; do
+      [[ -x "$BIN/$tool" ]] || { echo "PAREDAO_BENCH_BIN=$BIN has no $tool" >&2; return 2; }
+    done
+  else
+    swift build -c release >&2
+    BIN="$(swift build -c release --show-bin-path)"
+  fi
   declare -gA RPS=()
   ROWS=()
   CPU_ROWS=()

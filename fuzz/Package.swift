@@ -1,7 +1,8 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// libFuzzer targets for the parsers and decoders in VoteShared that read untrusted bytes:
+// libFuzzer targets for the parsers and decoders that read untrusted bytes (VoteShared's, and
+// the API's HTTP/1.1 request framing in HTTPFraming):
 //
 //     fuzz/run.sh [--seconds N] [target…]        (builds, then fuzzes each target)
 //
@@ -33,6 +34,7 @@ let package = Package(
     dependencies: [
         // `name:` so that the product below can say "Paredao" whatever the folder is called.
         .package(name: "Paredao", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // libFuzzer's driver entry point (`LLVMFuzzerRunDriver`), declared for Swift.
@@ -45,5 +47,15 @@ let package = Package(
         fuzzTarget("FuzzBase64URL"),
         fuzzTarget("FuzzVoteMessage"),
         fuzzTarget("FuzzClientNetwork"),
+        // The API's HTTP/1.1 request framing, held to NIO's decoder.
+        .executableTarget(
+            name: "FuzzHTTPRequest",
+            dependencies: [
+                "FuzzSupport", .product(name: "HTTPFraming", package: "Paredao"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

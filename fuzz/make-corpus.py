@@ -156,6 +156,25 @@ def seeds() -> dict:
             "nul-inside": b"::ffff\0:2f03:0f.:ff",
             "mapped-prefix-on-ipv6": b"::ffff:1::2.3.4.5",
         },
+        # Requests as clients and nginx send them, pipelined, and the framing edge cases.
+        "http-request": {
+            "vote": b"POST /api/v1/votes HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer " + token().encode() + b"\r\nContent-Length: 23\r\n\r\n"
+                    b'{"participant":"aline"}',
+            "via-nginx": b"POST /api/v1/votes HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Real-IP: 203.0.113.7\r\n"
+                         b"Content-Length: 2\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\n\r\n{}",
+            "pipelined": b"GET /total HTTP/1.1\r\nHost: h\r\n\r\nGET /api/v1/poll?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                         b"HEAD /total HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            "chunked": b"POST /api/v1/votes HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"5;ext=1\r\n{\"par\r\n12\r\nticipant\":\"aline\"}\r\n0\r\nX-Trailer: y\r\n\r\n"
+                       b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "cl-and-te": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "two-lengths": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
+            "expect": b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+            "empty-lines-first": b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "upgrade": b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "http10-chunked": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        },
     }
 
 

@@ -17,6 +17,7 @@ N seconds with -rss_limit_mb=2048 -timeout=5. Targets (default: all):
   base64url       Base64URL.decode / encode
   vote-message    VoteMessage.decode, and encode(decode(x)) == x
   client-network  ClientNetwork(address:) against inet_pton
+  http-request    HTTPRequestParser: the same framing in any reads, and as NIO's decoder frames it
 
 Each target starts from fuzz/corpus/<target>/ copied into var/fuzz/<target>/corpus/,
 which keeps what the fuzzer finds across runs (never written back into the repository).
@@ -47,7 +48,7 @@ var="${PAREDAO_FUZZ_VAR:-$root/var/fuzz}"
 seconds=60
 jobs=1
 build=1
-all_targets=(vote-body session-token challenge base64url vote-message client-network)
+all_targets=(vote-body session-token challenge base64url vote-message client-network http-request)
 targets=()
 
 # The executable of a target name (vote-body -> FuzzVoteBody).
@@ -59,6 +60,7 @@ binary_of() {
         base64url) echo FuzzBase64URL ;;
         vote-message) echo FuzzVoteMessage ;;
         client-network) echo FuzzClientNetwork ;;
+        http-request) echo FuzzHTTPRequest ;;
         *) return 1 ;;
     esac
 }

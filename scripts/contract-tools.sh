@@ -4,6 +4,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=SCRIPTDIR/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 TOOLS="$ROOT/var/tools"
 VENV="$TOOLS/venv"
 # Pinned: a new schemathesis may add checks (and failures) on its own.
@@ -28,31 +30,15 @@ TXT
 }
 
 installed() {
-  [[ -x "$VENV/bin/python" ]] || return 1
   [[ -f "$TOOLS/swagger-ui/swagger-ui-bundle.js" ]] || return 1
-  "$VENV/bin/python" - "${PACKAGES[@]}" "$SWAGGER_UI_PACKAGE" <<'PY'
-import sys
-from importlib.metadata import version, PackageNotFoundError
-for spec in sys.argv[1:]:
-    name, wanted = spec.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
+  venv_has_pins "$VENV" "${PACKAGES[@]}" "$SWAGGER_UI_PACKAGE"
 }
 
 install() {
   if installed; then return 0; fi
-  mkdir -p "$TOOLS"
-  # The first python3 on PATH, else Debian's (python3-venv, installed by preflight.sh).
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; /usr/bin/python3 -m venv "$VENV"; }
-  fi
   echo "[contract-tools] pip install ${PACKAGES[*]}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$SWAGGER_UI_PACKAGE"
+  venv_pip_install "$VENV" "${PACKAGES[@]}"
+  venv_pip_install "$VENV" --no-deps "$SWAGGER_UI_PACKAGE"
   local dist
   dist="$("$VENV/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("drf_spectacular_sidecar").origin))')"
   dist="$dist/static/drf_spectacular_sidecar/swagger-ui-dist"

@@ -213,6 +213,16 @@ struct StrictRouteTests {
         #expect(Route(uri: "?") == .unmatched)
     }
 
+
+    /// The switches the hot path uses agree with what `Allow` and the templates say.
+    @Test(arguments: Route.allCases)
+    func allowsAndIsTemplateAgreeWithTheRouteTable(_ route: Route) {
+        let every: [HTTPMethod] = [.GET, .HEAD, .POST, .PUT, .DELETE, .PATCH, .OPTIONS, .TRACE, .CONNECT, .RAW(value: "BREW")]
+        for method in every {
+            #expect(route.allows(method) == route.methods.contains(method), "\(route) \(method)")
+        }
+        #expect(route.isTemplate == route.rawValue.contains("{"))
+    }
     @Test func theApplicationAnswersEverySlashedSpelling404() throws {
         let app = try TestApplication()
         for path in ["/api/v1/challenges/", "/api/v1/sessions/", "/api/v1/votes/", "/api/v1/totals/", "//api/v1/challenges", "/total/"] {

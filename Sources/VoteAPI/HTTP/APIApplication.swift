@@ -49,7 +49,7 @@ final class APIApplication: Sendable {
     func handle(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
         let route = request.route
         guard route != .unmatched else { return .now(APIResponse(error: .notFound(request.uri))) }
-        guard route.methods.contains(request.method) else { return .now(APIResponse(error: .methodNotAllowed(route.methods))) }
+        guard route.allows(request.method) else { return .now(APIResponse(error: .methodNotAllowed(route.methods))) }
         switch route {
         case .healthz:
             return .now(APIResponse(status: .ok, body: Array(#"{"status":"ok"}"#.utf8)))

@@ -1,15 +1,17 @@
+import HTTPFraming
 import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
 import VoteShared
 
-/// HTTP/1.1 for the API, after NIO's request decoder: feeds what arrives to an
-/// `HTTPConnectionStateMachine` (framing, body limit, answering one request at a time and in
-/// order, pausing reads) and carries out its actions, writing each answer as one buffer
-/// (status line, headers, body) straight to the socket, without NIO's response encoder.
+/// HTTP/1.1 for the API, after its request decoder (``APIRequestDecoder``): feeds what
+/// arrives to an `HTTPConnectionStateMachine` (framing, body limit, answering one request at
+/// a time and in order, pausing reads) and carries out its actions, writing each answer as
+/// one buffer (status line, headers, body) straight to the socket, without NIO's response
+/// encoder.
 final class APIHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = APIRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -48,19 +50,17 @@ final class APIHandler: ChannelDuplexHandler {
     // MARK: Events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let action: HTTPConnectionStateMachine.Action
+        var action: HTTPConnectionStateMachine.Action
         switch unwrapInboundIn(data) {
-        case .head(let head):
-            idleReported = false
-            progress.headReceived(at: context.eventLoop.now)
-            let contentLength = head.headers.first(name: "Content-Length").flatMap(Int.init)
-            let inspection = inspect(head)
-            // A client that waits for "100 Continue" before its body gets it, unless an
-            // earlier answer is still to come (a 100 must not overtake it).
-            if inspection.expectsContinue, inspection.refusal == nil, machine.isIdle, (contentLength ?? 0) <= application.configuration.maxBodyBytes {
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
-            }
-            action = machine.headReceived(head, contentLength: contentLength, keepAlive: head.isKeepAlive, refusal: inspection.refusal, now: .now)
+        case .request(let head, let facts, let body):
+            // Head, body and end as the machine would have had them one by one; after a head
+            // it refuses (an action at once), the rest would be ignored anyway.
+            action = headReceived(head, facts, context: context)
+            if case .none = action, let body { action = machine.bodyReceived(body) }
+            progress.requestReceived()
+            if case .none = action { action = machine.endReceived() }
+        case .head(let head, let facts):
+            action = headReceived(head, facts, context: context)
         case .body(let chunk):
             action = machine.bodyReceived(chunk)
         case .end:
@@ -68,6 +68,17 @@ final class APIHandler: ChannelDuplexHandler {
             action = machine.endReceived()
         }
         perform(action, context: context)
+    }
+
+    private func headReceived(_ head: HTTPRequestHead, _ facts: HeadFacts, context: ChannelHandlerContext) -> HTTPConnectionStateMachine.Action {
+        idleReported = false
+        progress.headReceived(at: context.eventLoop.now)
+        // A client that waits for "100 Continue" before its body gets it, unless an
+        // earlier answer is still to come (a 100 must not overtake it).
+        if facts.expectsContinue, machine.isIdle, (facts.contentLength ?? 0) <= application.configuration.maxBodyBytes {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+        }
+        return machine.headReceived(head, contentLength: facts.contentLength, keepAlive: head.isKeepAlive, refusal: facts.refusal, now: .now)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -90,34 +101,6 @@ final class APIHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         perform(machine.readRequested(), context: context)
-    }
-
-    /// One pass over a head's fields: whether the API refuses it (too many fields or bytes,
-    /// an HTTP/1.1 request without exactly one Host, a transfer coding other than plain
-    /// `chunked`), and whether the client waits for `100 Continue`.
-    private func inspect(_ head: HTTPRequestHead) -> (refusal: HTTPConnectionStateMachine.HeadRefusal?, expectsContinue: Bool) {
-        let limits = application.connectionLimits
-        guard head.headers.count <= limits.maxHeaderFields else { return (.headersTooLarge, false) }
-        var bytes = 0
-        var hosts = 0
-        var codings = 0
-        var plainChunked = true
-        var expectsContinue = false
-        for (name, value) in head.headers {
-            bytes += name.utf8.count + value.utf8.count
-            if name.equalsIgnoringASCIICase("host") {
-                hosts += 1
-            } else if name.equalsIgnoringASCIICase("transfer-encoding") {
-                codings += 1
-                plainChunked = plainChunked && value.trimmingSpaces.equalsIgnoringASCIICase("chunked")
-            } else if name.equalsIgnoringASCIICase("expect") {
-                expectsContinue = value.trimmingSpaces.equalsIgnoringASCIICase("100-continue")
-            }
-        }
-        if bytes > limits.maxHeaderBytes { return (.headersTooLarge, false) }
-        if head.version == .http1_1, hosts != 1 { return (.missingHost, false) }
-        if codings > 1 || !plainChunked { return (.unsupportedTransferEncoding, false) }
-        return (nil, expectsContinue && head.version == .http1_1)
     }
 
     // MARK: Actions
@@ -191,13 +174,21 @@ final class APIHandler: ChannelDuplexHandler {
     /// Hands a whole request to the application; true when its answer is written already.
     private func answer(_ head: HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: ContinuousClock.Instant, context: ChannelHandlerContext) -> Bool {
         let requestID = Self.requestID(from: head.headers)
-        let request = APIRequest(
-            method: head.method, uri: head.uri, route: Route(uri: head.uri), headers: head.headers, body: body,
-            peer: connectionPeer(context: context), requestID: requestID
+        let route = Route(uri: head.uri)
+        let answer = application.handle(
+            APIRequest(
+                method: head.method, uri: head.uri, route: route, headers: head.headers, body: body,
+                peer: connectionPeer(context: context), requestID: requestID
+            ),
+            on: context.eventLoop
         )
-        switch application.handle(request, on: context.eventLoop) {
+        // The closures below keep the route, not the request: its body is a slice of the
+        // connection's receive buffer, which NIO reuses for the next read only once nothing
+        // else holds it (a held body made it allocate a new buffer per read while the vote
+        // waited for its confirm).
+        switch answer {
         case .now(let response):
-            respond(response, to: head, started: started, route: request.route, requestID: requestID, keepAlive: keepAlive, context: context)
+            respond(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
             return true
         case .later(let future):
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
@@ -206,12 +197,12 @@ final class APIHandler: ChannelDuplexHandler {
                 case .success(let answer): response = answer
                 case .failure: response = APIResponse(error: .internalError)
                 }
-                self.finish(response, to: head, started: started, route: request.route, requestID: requestID, keepAlive: keepAlive, context: context)
+                self.finish(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
             }
             return false
         case .afterPublish(let published, let respond):
             published.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                self.finish(respond(result), to: head, started: started, route: request.route, requestID: requestID, keepAlive: keepAlive, context: context)
+                self.finish(respond(result), to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
             }
             return false
         }
