@@ -225,7 +225,7 @@ public struct HTTPRequestParser: Sendable {
     /// Parses a head (without its final CRLF CRLF).
     private static func parseHead(_ bytes: UnsafeRawBufferPointer, limits: Limits) throws(HTTPParserError) -> ParsedHead {
         var lines = LineCursor(bytes: bytes)
-        let requestLine = lines.next()!
+        guard let requestLine = lines.next() else { throw .invalidMethod }
         let (method, uri, version) = try parseRequestLine(requestLine)
 
         var headers = HTTPHeaders()
@@ -420,7 +420,11 @@ public struct HTTPRequestParser: Sendable {
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         return lowercase.withUTF8Buffer { expected in
-            for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] { return false }
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                // Only A-Z fold to a-z: no other byte may stand for a letter.
+                if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != expected[index] { return false }
+            }
             return true
         }
     }
@@ -459,7 +463,7 @@ private struct LineCursor {
     }
 
     mutating func next() -> UnsafeRawBufferPointer.SubSequence? {
-        guard position <= bytes.count, !(position == bytes.count && position > 0) else { return nil }
+        guard position < bytes.count else { return nil }
         var index = position
         while index + 1 < bytes.count, !(bytes[index] == 0x0D && bytes[index + 1] == 0x0A) { index += 1 }
         let end = index + 1 < bytes.count ? index : bytes.count

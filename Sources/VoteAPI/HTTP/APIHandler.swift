@@ -182,10 +182,8 @@ final class APIHandler: ChannelDuplexHandler {
             ),
             on: context.eventLoop
         )
-        // The closures below keep the route, not the request: its body is a slice of the
-        // connection's receive buffer, which NIO reuses for the next read only once nothing
-        // else holds it (a held body made it allocate a new buffer per read while the vote
-        // waited for its confirm).
+        // The closures below keep the route, not the request: its body (a slice of the
+        // connection's receive buffer) and headers need not live until the confirm.
         switch answer {
         case .now(let response):
             respond(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)

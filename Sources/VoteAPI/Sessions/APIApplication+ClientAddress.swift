@@ -35,15 +35,6 @@ extension APIApplication {
 }
 
 extension StringProtocol {
-    /// Whether the text equals `other` (ASCII, lower case) letter for letter in any case,
-    /// without building a lower-cased copy (header names and tokens).
-    func equalsIgnoringASCIICase(_ other: StaticString) -> Bool {
-        guard utf8.count == other.utf8CodeUnitCount else { return false }
-        return other.withUTF8Buffer { expected in
-            utf8.elementsEqual(expected) { ($0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0) == $1 }
-        }
-    }
-
     /// Without leading and trailing spaces and tabs (header values; no copy, no Foundation).
     var trimmingSpaces: Substring {
         let text = Substring(self)
