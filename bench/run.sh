@@ -25,6 +25,8 @@ CEIL_NGINX_PORT=18200
 CEIL_NIO_PORT=18201
 CEIL_PROXY_PORT=18202
 FAILED=0
+# Ceilings measured once at the end (when no max mode measured its own): req/s, p99, CPU µs.
+C_NGINX="" C_NGINX_P99="" C_NGINX_US="" C_NIO="" C_NIO_P99="" C_NIO_US="" C_PROXY="" C_PROXY_P99="" C_PROXY_US="" C_PUBLISH=""
 
 usage() {
   cat <<'TXT'
@@ -56,8 +58,12 @@ a table of the samples and the growth after minute 5, stored = accepted checked.
 After each run it waits until the consumer drained the queue and checks that the store
 counted exactly the votes the API accepted (0 lost, 0 extra); a mismatch fails the run.
 Then it measures the ceilings: nginx `return 204`, a bare SwiftNIO 204 server, nginx in
-front of that server, and RabbitMQ's confirmed-publish rate. Results: a Markdown table on
-standard output and in var/bench/results-<time>.md.
+front of that server, and RabbitMQ's confirmed-publish rate. The machine's speed drifts by
+15-25 % within minutes, so each max-* mode's own ceiling (bare SwiftNIO for max-direct,
+nginx -> bare SwiftNIO for max-nginx) is measured right before and right after it, and the
+mode's ratio is to the mean of the two; each ceiling also reports the CPU its processes
+(server, nginx, wrk) spend per request. Results: a Markdown table on standard output and
+in var/bench/results-<time>.md.
 
 The benchmark raises the per-token limits (PAREDAO_VOTE_RATE=100000, budget 10^9) and
 nginx's per-IP limits, because all load comes from one address and a few hundred tokens.
@@ -225,6 +231,10 @@ run_mode() {
     pause="$(calibrate_pause "$url" "$RATE")"
     wait_drained >/dev/null || true
   fi
+  if ((CEILINGS)) && [[ "$mode" == max-* ]]; then
+    ceiling_servers_start
+    ceiling_around "$mode" before
+  fi
   local before_accepted before_stored
   before_accepted="$(api_accepted)"
   before_stored="$(stored_total)"
@@ -287,8 +297,12 @@ run_mode() {
     api_ratio="$(ratio_of "$api_us" "$load_us")"
     [[ "$mode" == *-nginx ]] && nginx_ratio="$(ratio_of "$nginx_us" "$load_us")"
   fi
-  CPU_ROWS+=("| $mode | $rps | $api_us | $(per_vote "$d_consumer" "$accepted_delta") | $(per_vote "$d_broker" "$accepted_delta") | $nginx_us | $(per_vote $((d_api + d_consumer + d_broker + d_nginx)) "$accepted_delta") | $load_us | $api_ratio | $nginx_ratio |")
+  local all_us
+  all_us="$(per_vote $((d_api + d_consumer + d_broker + d_nginx)) "$accepted_delta")"
+  CPU_ROWS+=("| $mode | $rps | $api_us | $(per_vote "$d_consumer" "$accepted_delta") | $(per_vote "$d_broker" "$accepted_delta") | $nginx_us | $all_us | $load_us | $api_ratio | $nginx_ratio |")
   RPS["$mode"]=$rps
+  ALL_US["$mode"]="$(awk -v a="$all_us" -v l="$load_us" 'BEGIN { if (a + 0 > 0 && l + 0 > 0) printf "%.1f", a + l; else print "n/a" }')"
+  if ((CEILINGS)) && [[ "$mode" == max-* ]]; then ceiling_around "$mode" after; fi
 }
 
 # percent_of_core TICKS SECONDS: CPU ticks as a percentage of one core over SECONDS.
@@ -447,19 +461,10 @@ us_ms() {
   awk -v us="$1" 'BEGIN{printf "%.2f ms", us/1000}'
 }
 
-# plain_wrk URL: requests/s and p99 of a plain GET/POST load.
-plain_wrk() {
-  local url="$1" output
-  output="$(wrk -t1 -c"$MAX_CONNECTIONS" -d"${CEILING_SECONDS}s" --latency -s "$ROOT/bench/post74.lua" "$url" 2>&1)"
-  local rps p99
-  rps="$(awk '/^Requests\/sec:/{printf "%d", $2}' <<<"$output")"
-  p99="$(awk '/^ +99%/{print $2}' <<<"$output")"
-  echo "$rps $p99"
-}
-
-measure_ceilings() {
-  CEILING_SECONDS=$(( DURATION < 15 ? DURATION : 15 ))
-  log "ceilings: nginx return 204"
+# ceiling_servers_start: nginx (`return 204`, and a plain proxy to the bare server) and a
+# bare SwiftNIO 204 server on one event loop; they stay up, idle between ceiling runs.
+ceiling_servers_start() {
+  [[ -n "$NIO_PID" ]] && return 0
   mkdir -p "$BENCH/nginx-ceiling/logs" "$BENCH/nginx-ceiling/tmp"
   cat >"$BENCH/nginx-ceiling/nginx.conf" <<CONF
 worker_processes 1;
@@ -480,15 +485,93 @@ CONF
   "$BIN/paredao-ceilings" http204 "$CEIL_NIO_PORT" 1 &
   NIO_PID=$!
   wait_http "http://127.0.0.1:$CEIL_NIO_PORT/" 30 "$NIO_PID" || true
-  read -r C_NGINX C_NGINX_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NGINX_PORT/")
-  log "ceilings: bare SwiftNIO 204"
-  read -r C_NIO C_NIO_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_NIO_PORT/")
-  log "ceilings: nginx → bare SwiftNIO 204"
-  read -r C_PROXY C_PROXY_P99 < <(plain_wrk "http://127.0.0.1:$CEIL_PROXY_PORT/")
+}
+
+ceiling_servers_stop() {
+  [[ -n "$NIO_PID" ]] || return 0
   stop_pid "$NIO_PID" || true
+  NIO_PID=""
   "$ROOT/nginx/nginx.sh" stop --prefix "$BENCH/nginx-ceiling" >/dev/null || true
+}
+
+# ceiling KIND: one ceiling run, wrk -c$MAX_CONNECTIONS for $CEILING_SECONDS s (a 74-byte
+# JSON POST); KIND is nginx (`return 204`), nio (bare SwiftNIO 204) or proxy (nginx in front
+# of it). Prints "req/s p99 µs": the last is the CPU per request of the server processes
+# and wrk together.
+ceiling() {
+  local kind="$1" url pids=()
+  case "$kind" in
+    nginx) url="http://127.0.0.1:$CEIL_NGINX_PORT/"; read -ra pids <<<"$(nginx_pids "$BENCH/nginx-ceiling" | tr '\n' ' ')" ;;
+    nio) url="http://127.0.0.1:$CEIL_NIO_PORT/"; pids=("$NIO_PID") ;;
+    proxy) url="http://127.0.0.1:$CEIL_PROXY_PORT/"; read -ra pids <<<"$(nginx_pids "$BENCH/nginx-ceiling" | tr '\n' ' ') $NIO_PID" ;;
+  esac
+  local ticks0 ticks output rps p99 gen
+  ticks0=$(cpu_ticks "${pids[@]}")
+  output="$(wrk -t1 -c"$MAX_CONNECTIONS" -d"${CEILING_SECONDS}s" --latency -s "$ROOT/bench/post74.lua" "$url" 2>&1; times)"
+  ticks=$(( $(cpu_ticks "${pids[@]}") - ticks0 ))
+  rps="$(awk '/^Requests\/sec:/{printf "%d", $2}' <<<"$output")"
+  p99="$(awk '/^ +99%/{print $2}' <<<"$output")"
+  gen="$(generator_cpu "$output" "$CEILING_SECONDS")"
+  awk -v r="${rps:-0}" -v p="${p99:--}" -v t="$ticks" -v g="$gen" -v s="$CEILING_SECONDS" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (r > 0) printf "%d %s %.1f\n", r, p, (t / hz + g / 100 * s) * 1e6 / (r * s); else printf "0 %s n/a\n", p }'
+}
+
+# ceiling_around MODE WHEN: the ceiling that MODE is compared with, measured WHEN (before or
+# after it); kept in CEIL_RPS/CEIL_P99/CEIL_US["MODE WHEN"].
+ceiling_around() {
+  local mode="$1" when="$2" kind=nio rps p99 us
+  [[ "$mode" == *-nginx ]] && kind=proxy
+  log "$mode: its ceiling ($kind) right $when it, ${CEILING_SECONDS} s"
+  read -r rps p99 us < <(ceiling "$kind")
+  CEIL_RPS["$mode $when"]=$rps; CEIL_P99["$mode $when"]=$p99; CEIL_US["$mode $when"]=$us
+}
+
+measure_ceilings() {
+  ceiling_servers_start
+  log "ceilings: nginx return 204"
+  read -r C_NGINX C_NGINX_P99 C_NGINX_US < <(ceiling nginx)
+  # Without a max mode in this run, bare SwiftNIO and the proxy are measured once, here.
+  if [[ -z "${CEIL_RPS[max-direct before]:-}" ]]; then
+    log "ceilings: bare SwiftNIO 204"
+    read -r C_NIO C_NIO_P99 C_NIO_US < <(ceiling nio)
+  fi
+  if [[ -z "${CEIL_RPS[max-nginx before]:-}" ]]; then
+    log "ceilings: nginx → bare SwiftNIO 204"
+    read -r C_PROXY C_PROXY_P99 C_PROXY_US < <(ceiling proxy)
+  fi
+  ceiling_servers_stop
   log "ceilings: RabbitMQ confirmed publishes (200,000 messages, 2,000 in flight, quorum queue)"
   C_PUBLISH="$("$BIN/paredao-ceilings" publish "amqp://paredao-admin:$(cat "$BENCH/secrets/rabbitmq-paredao-admin.password")@127.0.0.1:5692/" 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
+}
+
+# ceiling_mean MODE rps|us FALLBACK: the mean of MODE's ceiling before and after it (req/s,
+# or CPU µs per request), else FALLBACK (for us: the ceiling measured at the end).
+ceiling_mean() {
+  local mode="$1" what="$2" before after
+  if [[ "$what" == rps ]]; then before="${CEIL_RPS[$mode before]:-}"; after="${CEIL_RPS[$mode after]:-}"
+  else before="${CEIL_US[$mode before]:-}"; after="${CEIL_US[$mode after]:-}"; fi
+  if [[ -z "$before" || -z "$after" ]]; then
+    if [[ "$what" == us ]]; then
+      if [[ "$mode" == *-nginx ]]; then echo "${C_PROXY_US:-n/a}"; else echo "${C_NIO_US:-n/a}"; fi
+    else
+      echo "${3:-0}"
+    fi
+    return 0
+  fi
+  awk -v a="$before" -v b="$after" -v w="$what" 'BEGIN { if (w == "rps") printf "%d", (a + b) / 2; else printf "%.1f", (a + b) / 2 }'
+}
+
+# ceiling_rows MODE LABEL RPS P99 US: the ceiling's rows, right before and after MODE when
+# it was measured around it, else the one measured at the end.
+ceiling_rows() {
+  local mode="$1" label="$2" when
+  if [[ -n "${CEIL_RPS[$mode before]:-}" ]]; then
+    for when in before after; do
+      echo "| $label, right $when $mode | ${CEIL_RPS[$mode $when]:-} | ${CEIL_P99[$mode $when]:-} | ${CEIL_US[$mode $when]:-} |"
+    done
+  else
+    echo "| $label | $3 | $4 | $5 |"
+  fi
 }
 
 ratio() {
@@ -530,16 +613,33 @@ report() {
     fi
     if ((CEILINGS)); then
       echo
-      echo "| ceiling (same run) | req/s | p99 |"
-      echo "| --- | --- | --- |"
-      echo "| nginx \`return 204\` | $C_NGINX | $C_NGINX_P99 |"
-      echo "| bare SwiftNIO 204 | $C_NIO | $C_NIO_P99 |"
-      echo "| nginx → bare SwiftNIO 204 | $C_PROXY | $C_PROXY_P99 |"
-      echo "| RabbitMQ confirmed publishes (msg/s) | $C_PUBLISH | |"
+      echo "| ceiling (same run) | req/s | p99 | CPU µs per request (server, nginx, wrk) |"
+      echo "| --- | --- | --- | --- |"
+      echo "| nginx \`return 204\` | $C_NGINX | $C_NGINX_P99 | $C_NGINX_US |"
+      ceiling_rows max-direct "bare SwiftNIO 204" "$C_NIO" "$C_NIO_P99" "$C_NIO_US"
+      ceiling_rows max-nginx "nginx → bare SwiftNIO 204" "$C_PROXY" "$C_PROXY_P99" "$C_PROXY_US"
+      echo "| RabbitMQ confirmed publishes (msg/s) | $C_PUBLISH | | |"
       echo
-      echo "Ratios: max through nginx = $(ratio "${RPS[max-nginx]:-0}" "$C_PROXY") of nginx → bare SwiftNIO;" \
-        "max direct = $(ratio "${RPS[max-direct]:-0}" "$C_NIO") of bare SwiftNIO;" \
-        "max direct = $(ratio "${RPS[max-direct]:-0}" "$C_PUBLISH") of RabbitMQ's confirmed-publish rate (one vote per message)."
+      local proxy nio
+      proxy="$(ceiling_mean max-nginx rps "$C_PROXY")"
+      nio="$(ceiling_mean max-direct rps "$C_NIO")"
+      local parts=()
+      [[ -n "${RPS[max-nginx]:-}" ]] && parts+=("max through nginx = $(ratio "${RPS[max-nginx]}" "$proxy") of nginx → bare SwiftNIO ($proxy req/s)")
+      [[ -n "${RPS[max-direct]:-}" ]] && parts+=("max direct = $(ratio "${RPS[max-direct]}" "$nio") of bare SwiftNIO ($nio req/s)" \
+        "max direct = $(ratio "${RPS[max-direct]}" "$C_PUBLISH") of RabbitMQ's confirmed-publish rate (one vote per message)")
+      if ((${#parts[@]})); then
+        local line="" part
+        for part in "${parts[@]}"; do line+="${line:+; }$part"; done
+        echo "Ratios (to the mean of a mode's ceiling right before and right after it): $line."
+      fi
+      local mode us
+      for mode in max-nginx max-direct; do
+        [[ -n "${ALL_US[$mode]:-}" ]] || continue
+        us="$(ceiling_mean "$mode" us "")"
+        echo
+        echo "CPU per request, $mode: its ceiling ${us} µs, the vote path ${ALL_US[$mode]} µs (the four services and the load generator);" \
+          "with the cores as busy in both, the ratio would be $(ratio "$us" "${ALL_US[$mode]}")."
+      done
     fi
   } | tee "$file"
   log "results in $file"
@@ -574,10 +674,11 @@ main() {
     swift build -c release >&2
     BIN="$(swift build -c release --show-bin-path)"
   fi
-  declare -gA RPS=()
+  declare -gA RPS=() ALL_US=() CEIL_RPS=() CEIL_P99=() CEIL_US=()
   ROWS=()
   CPU_ROWS=()
   FSYNC=""
+  CEILING_SECONDS=$(( DURATION < 15 ? DURATION : 15 ))
   trap cleanup EXIT
   start_stack
   if ((SOAK_MINUTES > 0)); then

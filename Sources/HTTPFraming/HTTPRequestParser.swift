@@ -228,7 +228,10 @@ public struct HTTPRequestParser: Sendable {
         guard let requestLine = lines.next() else { throw .invalidMethod }
         let (method, uri, version) = try parseRequestLine(requestLine)
 
-        var headers = HTTPHeaders()
+        // Collected first and handed to HTTPHeaders at once: its add(name:value:) checks every
+        // name for non-ASCII bytes and grows its array one field at a time.
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(KnownField.count)
         var fields = 0
         var fieldBytes = 0
         var hosts = 0
@@ -258,7 +261,7 @@ public struct HTTPRequestParser: Sendable {
                 break
             }
             if fields <= limits.maxHeaderFields, fieldBytes <= limits.maxHeaderBytes {
-                headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+                kept.append((known.name, String(decoding: value, as: UTF8.self)))
             }
         }
         if codings > 0, contentLength != nil { throw .unexpectedContentLength }
@@ -274,7 +277,7 @@ public struct HTTPRequestParser: Sendable {
             facts.refusal = .unsupportedTransferEncoding
         }
         facts.expectsContinue = expectsContinue && version == .http1_1 && facts.refusal == nil
-        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(kept))
         return ParsedHead(head: head, facts: facts, chunked: codings == 1 && facts.refusal == nil)
     }
 
@@ -432,8 +435,26 @@ public struct HTTPRequestParser: Sendable {
 
 /// The header fields the API reads (kept in the head); every other field is checked and
 /// counted, then dropped.
-private enum KnownField {
+private enum KnownField: CaseIterable {
     case host, contentLength, transferEncoding, expect, connection, authorization, contentType, xRealIP, xForwardedFor, xRequestID
+
+    static let count = allCases.count
+
+    /// The field's name as the API's headers carry it (names match in any case).
+    var name: String {
+        switch self {
+        case .host: "Host"
+        case .contentLength: "Content-Length"
+        case .transferEncoding: "Transfer-Encoding"
+        case .expect: "Expect"
+        case .connection: "Connection"
+        case .authorization: "Authorization"
+        case .contentType: "Content-Type"
+        case .xRealIP: "X-Real-IP"
+        case .xForwardedFor: "X-Forwarded-For"
+        case .xRequestID: "X-Request-ID"
+        }
+    }
 
     init?(_ name: UnsafeRawBufferPointer) {
         let eq = HTTPRequestParser.equalsIgnoringCase

@@ -45,6 +45,10 @@ struct APIApplicationTests {
         #expect(try app.send(.POST, "/api/v1/votes", body: body).1.errorCode == "token_missing")
         #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Basic abc")]).1.errorCode == "token_malformed")
         #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Bearer abc")]).1.errorCode == "token_malformed")
+        // The scheme's letters match in any case; nothing else stands in for them or the space.
+        let token = app.token()
+        #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "bEARER \(token)")]).1.errorCode == "broker_unavailable")
+        #expect(try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Bearer\u{0}\(token)")]).1.errorCode == "token_malformed")
         let elsewhere = app.token(network: "10.1.2.3")
         let (wrong, wrongBody) = try app.send(.POST, "/api/v1/votes", body: body, headers: [("Authorization", "Bearer \(elsewhere)")])
         #expect(wrong.status == .unauthorized)

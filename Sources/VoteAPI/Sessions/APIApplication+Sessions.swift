@@ -82,7 +82,7 @@ extension APIApplication {
     /// The vote's session token, verified for this client's network.
     func authenticate(_ request: APIRequest) -> Result<SessionToken, APIError> {
         guard let header = request.headers.first(name: "Authorization") else { return .failure(.token(.missing)) }
-        guard header.utf8.count > 7, header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else {
+        guard header.utf8.count > 7, header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else {
             return .failure(.token(.malformed))
         }
         guard let network = clientNetwork(request) else { return .failure(.token(.wrongNetwork)) }
