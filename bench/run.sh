@@ -25,8 +25,8 @@ CEIL_NGINX_PORT=18200
 CEIL_NIO_PORT=18201
 CEIL_PROXY_PORT=18202
 FAILED=0
-# Ceilings measured once at the end (when no max mode measured its own): req/s, p99, CPU µs.
-C_NGINX="" C_NGINX_P99="" C_NGINX_US="" C_NIO="" C_NIO_P99="" C_NIO_US="" C_PROXY="" C_PROXY_P99="" C_PROXY_US="" C_PUBLISH=""
+# nginx `return 204` (req/s, p99, CPU µs per request) and RabbitMQ's publish rate, at the end.
+C_NGINX="" C_NGINX_P99="" C_NGINX_US="" C_PUBLISH=""
 
 usage() {
   cat <<'TXT'
@@ -517,11 +517,11 @@ ceiling() {
 }
 
 # ceiling_around MODE WHEN: the ceiling that MODE is compared with, measured WHEN (before or
-# after it); kept in CEIL_RPS/CEIL_P99/CEIL_US["MODE WHEN"].
+# after it, or end); kept in CEIL_RPS/CEIL_P99/CEIL_US["MODE WHEN"].
 ceiling_around() {
   local mode="$1" when="$2" kind=nio rps p99 us
   [[ "$mode" == *-nginx ]] && kind=proxy
-  log "$mode: its ceiling ($kind) right $when it, ${CEILING_SECONDS} s"
+  log "ceiling of $mode ($kind), $when, ${CEILING_SECONDS} s"
   read -r rps p99 us < <(ceiling "$kind")
   CEIL_RPS["$mode $when"]=$rps; CEIL_P99["$mode $when"]=$p99; CEIL_US["$mode $when"]=$us
 }
@@ -531,47 +531,50 @@ measure_ceilings() {
   log "ceilings: nginx return 204"
   read -r C_NGINX C_NGINX_P99 C_NGINX_US < <(ceiling nginx)
   # Without a max mode in this run, bare SwiftNIO and the proxy are measured once, here.
-  if [[ -z "${CEIL_RPS[max-direct before]:-}" ]]; then
-    log "ceilings: bare SwiftNIO 204"
-    read -r C_NIO C_NIO_P99 C_NIO_US < <(ceiling nio)
-  fi
-  if [[ -z "${CEIL_RPS[max-nginx before]:-}" ]]; then
-    log "ceilings: nginx → bare SwiftNIO 204"
-    read -r C_PROXY C_PROXY_P99 C_PROXY_US < <(ceiling proxy)
-  fi
+  local mode
+  for mode in max-direct max-nginx; do
+    [[ -n "$(ceiling_of "$mode" before rps)" ]] || ceiling_around "$mode" end
+  done
   ceiling_servers_stop
   log "ceilings: RabbitMQ confirmed publishes (200,000 messages, 2,000 in flight, quorum queue)"
   C_PUBLISH="$("$BIN/paredao-ceilings" publish "amqp://paredao-admin:$(cat "$BENCH/secrets/rabbitmq-paredao-admin.password")@127.0.0.1:5692/" 200000 2000 | sed -E 's/.*"per_second":([0-9]+).*/\1/')"
 }
 
-# ceiling_mean MODE rps|us FALLBACK: the mean of MODE's ceiling before and after it (req/s,
-# or CPU µs per request), else FALLBACK (for us: the ceiling measured at the end).
-ceiling_mean() {
-  local mode="$1" what="$2" before after
-  if [[ "$what" == rps ]]; then before="${CEIL_RPS[$mode before]:-}"; after="${CEIL_RPS[$mode after]:-}"
-  else before="${CEIL_US[$mode before]:-}"; after="${CEIL_US[$mode after]:-}"; fi
-  if [[ -z "$before" || -z "$after" ]]; then
-    if [[ "$what" == us ]]; then
-      if [[ "$mode" == *-nginx ]]; then echo "${C_PROXY_US:-n/a}"; else echo "${C_NIO_US:-n/a}"; fi
-    else
-      echo "${3:-0}"
-    fi
-    return 0
-  fi
-  awk -v a="$before" -v b="$after" -v w="$what" 'BEGIN { if (w == "rps") printf "%d", (a + b) / 2; else printf "%.1f", (a + b) / 2 }'
+# ceiling_of MODE WHEN FIELD: MODE's ceiling (bare SwiftNIO for max-direct, nginx → bare
+# SwiftNIO for max-nginx) measured WHEN (before or after MODE, or once at the end of a run
+# without MODE); FIELD is rps, p99 or us (CPU µs per request).
+ceiling_of() {
+  case "$3" in
+    rps) echo "${CEIL_RPS[$1 $2]:-}" ;;
+    p99) echo "${CEIL_P99[$1 $2]:-}" ;;
+    us) echo "${CEIL_US[$1 $2]:-}" ;;
+  esac
 }
 
-# ceiling_rows MODE LABEL RPS P99 US: the ceiling's rows, right before and after MODE when
-# it was measured around it, else the one measured at the end.
-ceiling_rows() {
-  local mode="$1" label="$2" when
-  if [[ -n "${CEIL_RPS[$mode before]:-}" ]]; then
-    for when in before after; do
-      echo "| $label, right $when $mode | ${CEIL_RPS[$mode $when]:-} | ${CEIL_P99[$mode $when]:-} | ${CEIL_US[$mode $when]:-} |"
-    done
-  else
-    echo "| $label | $3 | $4 | $5 |"
+# ceiling_mean MODE rps|us: the mean of MODE's ceiling right before and right after it, or
+# the one measured at the end when it was not measured around MODE.
+ceiling_mean() {
+  local mode="$1" field="$2" before after
+  before="$(ceiling_of "$mode" before "$field")"
+  after="$(ceiling_of "$mode" after "$field")"
+  if [[ -z "$before" || -z "$after" ]]; then
+    ceiling_of "$mode" end "$field"
+    return 0
   fi
+  awk -v a="$before" -v b="$after" -v f="$field" 'BEGIN { if (f == "rps") printf "%d", (a + b) / 2; else printf "%.1f", (a + b) / 2 }'
+}
+
+# ceiling_rows MODE LABEL: MODE's ceiling rows, right before and after it when it was
+# measured around it, else the one measured at the end.
+ceiling_rows() {
+  local mode="$1" label="$2" when name
+  local whens=(before after)
+  [[ -n "$(ceiling_of "$mode" before rps)" ]] || whens=(end)
+  for when in "${whens[@]}"; do
+    name="$label"
+    [[ "$when" == end ]] || name+=", right $when $mode"
+    echo "| $name | $(ceiling_of "$mode" "$when" rps) | $(ceiling_of "$mode" "$when" p99) | $(ceiling_of "$mode" "$when" us) |"
+  done
 }
 
 ratio() {
@@ -616,13 +619,13 @@ report() {
       echo "| ceiling (same run) | req/s | p99 | CPU µs per request (server, nginx, wrk) |"
       echo "| --- | --- | --- | --- |"
       echo "| nginx \`return 204\` | $C_NGINX | $C_NGINX_P99 | $C_NGINX_US |"
-      ceiling_rows max-direct "bare SwiftNIO 204" "$C_NIO" "$C_NIO_P99" "$C_NIO_US"
-      ceiling_rows max-nginx "nginx → bare SwiftNIO 204" "$C_PROXY" "$C_PROXY_P99" "$C_PROXY_US"
+      ceiling_rows max-direct "bare SwiftNIO 204"
+      ceiling_rows max-nginx "nginx → bare SwiftNIO 204"
       echo "| RabbitMQ confirmed publishes (msg/s) | $C_PUBLISH | | |"
       echo
       local proxy nio
-      proxy="$(ceiling_mean max-nginx rps "$C_PROXY")"
-      nio="$(ceiling_mean max-direct rps "$C_NIO")"
+      proxy="$(ceiling_mean max-nginx rps)"
+      nio="$(ceiling_mean max-direct rps)"
       local parts=()
       [[ -n "${RPS[max-nginx]:-}" ]] && parts+=("max through nginx = $(ratio "${RPS[max-nginx]}" "$proxy") of nginx → bare SwiftNIO ($proxy req/s)")
       [[ -n "${RPS[max-direct]:-}" ]] && parts+=("max direct = $(ratio "${RPS[max-direct]}" "$nio") of bare SwiftNIO ($nio req/s)" \
@@ -635,7 +638,7 @@ report() {
       local mode us
       for mode in max-nginx max-direct; do
         [[ -n "${ALL_US[$mode]:-}" ]] || continue
-        us="$(ceiling_mean "$mode" us "")"
+        us="$(ceiling_mean "$mode" us)"
         echo
         echo "CPU per request, $mode: its ceiling ${us} µs, the vote path ${ALL_US[$mode]} µs (the four services and the load generator);" \
           "with the cores as busy in both, the ratio would be $(ratio "$us" "${ALL_US[$mode]}")."

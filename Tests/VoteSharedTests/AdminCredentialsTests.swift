@@ -21,6 +21,16 @@ struct AdminCredentialsTests {
         }
     }
 
+    @Test func theBearerSchemeMatchesInAnyCaseAndNothingStandsInForIt() {
+        #expect(BearerCredential.credential(in: "Bearer abc") == "abc")
+        #expect(BearerCredential.credential(in: "bEARER a b") == "a b")
+        // A NUL is "\u{0}" | 0x20 == " ", and "B" | 0x20 == "b": only A-Z may fold.
+        for value in ["Bearer", "Bearer ", "Bearer\u{0}abc", "Basic abc", "Bearer\tabc", "Béarer abc", ""] {
+            #expect(BearerCredential.credential(in: value) == nil)
+        }
+        #expect(credentials.authenticate(authorization: "Bearer\u{0}produtor:0123456789abcdefXYZ") == .missing)
+    }
+
     @Test func noCredentialsAcceptNothing() throws {
         let none = try AdminCredentials(lines: "")
         #expect(none.isEmpty)

@@ -82,12 +82,10 @@ extension APIApplication {
     /// The vote's session token, verified for this client's network.
     func authenticate(_ request: APIRequest) -> Result<SessionToken, APIError> {
         guard let header = request.headers.first(name: "Authorization") else { return .failure(.token(.missing)) }
-        guard header.utf8.count > 7, header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else {
-            return .failure(.token(.malformed))
-        }
+        guard let encoded = BearerCredential.credential(in: header) else { return .failure(.token(.malformed)) }
         guard let network = clientNetwork(request) else { return .failure(.token(.wrongNetwork)) }
         do {
-            return .success(try SessionToken.verify(header.dropFirst(7), keyring: keyring, network: network, now: Timestamp.nowMillis() / 1000))
+            return .success(try SessionToken.verify(encoded, keyring: keyring, network: network, now: Timestamp.nowMillis() / 1000))
         } catch {
             return .failure(.token(error))
         }

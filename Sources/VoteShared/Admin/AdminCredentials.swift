@@ -62,8 +62,8 @@ public struct AdminCredentials: Sendable {
 
     /// Checks an `Authorization` header value (`Bearer name:secret`).
     public func authenticate(authorization: String?) -> AdminAuthentication {
-        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return .missing }
-        let value = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        guard let authorization, let credential = BearerCredential.credential(in: authorization) else { return .missing }
+        let value = credential.trimmingCharacters(in: .whitespaces)
         guard !value.isEmpty else { return .missing }
         let name = value.firstIndex(of: ":").map { String(value[..<$0]) } ?? ""
         // An unknown name is checked against a decoy, so it costs the same as a wrong secret.
