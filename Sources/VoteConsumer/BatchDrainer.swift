@@ -71,9 +71,13 @@ struct BatchDrainer: Sendable {
                 let arrived = now()
                 latest = delivery
                 var votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
-                // A poll opened (or closed) a moment ago: read the polls again before
+                // A poll opened (or changed) after the last read of the polls: read them
+                // again, until the vote counts or a read postdates it, before
                 // dead-lettering. A store that cannot be read throws: nothing is acked.
-                if case .failure(let rejection) = votes, rejection.mayBeStalePolls, try validator.catalog.reloadIfAllowed() {
+                for _ in 0..<validator.catalog.catchUpReads {
+                    guard case .failure(let rejection) = votes, let acceptedAt = rejection.acceptedAtIfPollsWereStale,
+                        try validator.catalog.readAgain(forVoteAcceptedAt: acceptedAt)
+                    else { break }
                     votes = validator.votes(in: delivery.body, nowMillis: wallClockMillis())
                 }
                 action = machine.delivered(tag: delivery.tag, votes: votes, now: arrived)

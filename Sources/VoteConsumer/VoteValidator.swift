@@ -4,10 +4,10 @@ import VoteShared
 enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
     /// Not a vote message at all.
     case undecodable(WireFormatError)
-    /// A vote for a poll this consumer does not know.
-    case unknownPoll(String)
-    /// A vote for someone who is not a participant of its poll.
-    case unknownParticipant(poll: String, participant: String)
+    /// A vote for a poll this consumer does not know, accepted at `millis`.
+    case unknownPoll(String, millis: Int64)
+    /// A vote for someone who is not a participant of its poll, accepted at `millis`.
+    case unknownParticipant(poll: String, participant: String, millis: Int64)
     /// Accepted at a time outside the window around now (in milliseconds since 1970).
     case acceptedAtOutOfWindow(millis: Int64)
     /// Accepted while its poll was not open: a draft, before the opening, at or after the close.
@@ -27,18 +27,19 @@ enum DeliveryRejection: Error, Equatable, CustomStringConvertible {
     var description: String {
         switch self {
         case .undecodable(let error): "\(error)"
-        case .unknownPoll(let poll): "unknown poll \"\(poll)\""
-        case .unknownParticipant(let poll, let participant): "\"\(participant)\" is not a participant of poll \"\(poll)\""
+        case .unknownPoll(let poll, _): "unknown poll \"\(poll)\""
+        case .unknownParticipant(let poll, let participant, _): "\"\(participant)\" is not a participant of poll \"\(poll)\""
         case .acceptedAtOutOfWindow(let millis): "accepted at \(Timestamp.iso8601(millis: millis)), outside the accepted window"
         case .pollNotOpen(let poll, let millis): "accepted at \(Timestamp.iso8601(millis: millis)), when poll \"\(poll)\" was not open"
         }
     }
 
-    /// Whether polls read again might explain the vote (a poll opened a moment ago).
-    var mayBeStalePolls: Bool {
+    /// When polls read again might explain the vote (a poll opened a moment ago): the
+    /// accepted-at time of the vote the polls as read do not explain.
+    var acceptedAtIfPollsWereStale: Int64? {
         switch self {
-        case .unknownPoll, .unknownParticipant, .pollNotOpen: true
-        case .undecodable, .acceptedAtOutOfWindow: false
+        case .unknownPoll(_, let millis), .unknownParticipant(_, _, let millis), .pollNotOpen(_, let millis): millis
+        case .undecodable, .acceptedAtOutOfWindow: nil
         }
     }
 }
@@ -71,9 +72,9 @@ struct VoteValidator: Sendable {
         let earliest = nowMillis.subtractingReportingOverflow(maxAgeMillis)
         let latest = nowMillis.addingReportingOverflow(maxSkewMillis)
         for vote in votes {
-            guard let poll = catalog.poll(vote.pollID) else { return .unknownPoll(vote.pollID) }
+            guard let poll = catalog.poll(vote.pollID) else { return .unknownPoll(vote.pollID, millis: vote.acceptedAtMillis) }
             guard poll.participantIndex(of: vote.participantID) != nil else {
-                return .unknownParticipant(poll: vote.pollID, participant: vote.participantID)
+                return .unknownParticipant(poll: vote.pollID, participant: vote.participantID, millis: vote.acceptedAtMillis)
             }
             let tooOld = !earliest.overflow && vote.acceptedAtMillis < earliest.partialValue
             let tooNew = !latest.overflow && vote.acceptedAtMillis > latest.partialValue

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import Testing
 @testable import VoteConsumer
 import VoteShared
@@ -158,5 +159,129 @@ struct BatchDrainerTests {
         #expect(warnings[0].message == "Redelivered votes skipped")
         #expect(warnings[0].metadata["duplicates"] == "2")
         #expect(warnings[0].metadata["counted"] == "0")
+    }
+}
+
+/// A vote for a poll that opened after the consumer last read the polls: read them again
+/// until a read postdates the vote, and only then dead-letter. Time is the scripted
+/// broker's; the catalog's waits move it too, so no test sleeps.
+@Suite("Batch drainer with polls that change")
+struct BatchDrainerCatalogTests {
+    static let wallOrigin: Int64 = 1_795_352_400_000
+    static let second = try! Poll(id: "p2", title: "Paredão 2", participants: [
+        Participant(id: "c", name: "C", photoUrl: "/c.jpg"), Participant(id: "d", name: "D", photoUrl: "/d.jpg"),
+    ])
+
+    let clock = ManualClock()
+    let journal = Journal()
+    let broker: ScriptedBroker
+    let store: JournaledStore
+    /// What the store holds; the catalog reads it on every load.
+    let shelf = PollShelf([VoteValidatorTests.poll])
+    let catalog: PollCatalog
+    let drainer: BatchDrainer
+
+    init() throws {
+        broker = ScriptedBroker(clock: clock, journal: journal)
+        store = try JournaledStore(journal: journal)
+        let (clock, shelf) = (clock, shelf)
+        let wall: @Sendable () -> Int64 = { Self.wallOrigin + clock.elapsed.wholeMilliseconds }
+        catalog = PollCatalog(
+            clock: CatalogClock(now: { clock.now }, wallClockMillis: wall, sleep: { clock.advance(to: clock.elapsed + $0) })
+        ) { () throws(StoreError) in shelf.load() }
+        drainer = BatchDrainer(
+            batchSize: 3, batchMillis: 50, deadLetterQueue: "votes.dead",
+            validator: VoteValidator(catalog: catalog, maxAge: .seconds(24 * 3600), maxSkew: .seconds(300)),
+            wallClockMillis: wall
+        ) { clock.now }
+    }
+
+    func vote(poll: String = "p2", _ participant: String = "c", acceptedAfter elapsed: Duration) -> [UInt8] {
+        VoteMessage.encode([Vote(id: .random(), pollID: poll, participantID: participant, acceptedAtMillis: Self.wallOrigin + elapsed.wholeMilliseconds)])
+    }
+
+    func counted(_ poll: String) throws -> Int {
+        try store.hourlyCounts(pollID: poll).reduce(0) { $0 + Int($1.votes) }
+    }
+
+    @Test func aVoteForAPollOpenedJustAfterTheLastReadCounts() throws {
+        try catalog.reload()
+        // p2 opens 20 ms after the read; an API sees it and accepts a vote 50 ms later,
+        // well inside the 200 ms between reads.
+        clock.advance(to: .milliseconds(20))
+        shelf.polls.withLock { $0.append(Self.second) }
+        broker.publish(vote(acceptedAfter: .milliseconds(70)), at: .milliseconds(80))
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: { false })
+        #expect(journal.entries == [.committed(votes: 1), .acknowledged(upTo: 1)])
+        #expect(try counted("p2") == 1)
+        // The first read after the vote's acceptance explains it: no more reads than that.
+        #expect(shelf.loads == 2)
+        #expect(clock.elapsed >= .milliseconds(200), "the second read waited out minReload")
+    }
+
+    @Test func aVoteAcceptedLongBeforeTheLastReadIsDeadLetteredWithoutReadingAgain() throws {
+        clock.advance(to: .seconds(5))
+        try catalog.reload()
+        broker.publish(vote(poll: "gone", acceptedAfter: .seconds(3)), at: .seconds(5))
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: { false })
+        #expect(journal.entries == [.deadLettered(tag: 1)])
+        #expect(shelf.loads == 1)
+    }
+
+    @Test func aFreshVoteNoReadExplainsIsDeadLetteredAfterBoundedReads() throws {
+        try catalog.reload()
+        broker.publish(vote(poll: "gone", acceptedAfter: .milliseconds(10)), at: .milliseconds(10))
+        broker.publish(vote(poll: "p1", "a", acceptedAfter: .milliseconds(15)), at: .milliseconds(15))
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: { false })
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: { false })
+        #expect(journal.entries == [.deadLettered(tag: 1), .committed(votes: 1), .acknowledged(upTo: 2)])
+        // Reads every 200 ms until one began more than the 1 s clock margin after the vote.
+        let reads = shelf.loads
+        #expect((6...8).contains(reads), "\(reads) reads")
+        #expect(clock.elapsed <= .milliseconds(1_500))
+    }
+
+    @Test func aVoteForAParticipantAddedAfterTheLastReadCounts() throws {
+        let draft = try Poll(id: "p2", title: "Paredão 2", participants: [Participant(id: "d", name: "D", photoUrl: "/d.jpg"), Participant(id: "e", name: "E", photoUrl: "/e.jpg")])
+        shelf.polls.withLock { $0.append(draft) }
+        try catalog.reload()
+        clock.advance(to: .milliseconds(30))
+        shelf.polls.withLock { $0 = [VoteValidatorTests.poll, Self.second] }
+        broker.publish(vote(acceptedAfter: .milliseconds(40)), at: .milliseconds(40))
+        try drainer.drainOneBatch(from: broker, into: store, isStopping: { false })
+        #expect(journal.entries == [.committed(votes: 1), .acknowledged(upTo: 1)])
+        #expect(try counted("p2") == 1)
+    }
+
+    @Test func aStoreThatCannotBeReadDeadLettersNothingAndAcknowledgesNothing() throws {
+        let failing = PollCatalog(clock: CatalogClock(now: { [clock] in clock.now }, wallClockMillis: { Self.wallOrigin }, sleep: { [clock] in clock.advance(to: clock.elapsed + $0) })) { () throws(StoreError) in
+            throw StoreError(operation: "read polls", code: 5, message: "database is locked")
+        }
+        let blind = BatchDrainer(
+            batchSize: 3, batchMillis: 50, deadLetterQueue: "votes.dead",
+            validator: VoteValidator(catalog: failing, maxAge: .seconds(24 * 3600), maxSkew: .seconds(300)),
+            wallClockMillis: { Self.wallOrigin }
+        ) { [clock] in clock.now }
+        broker.publish(vote(acceptedAfter: .zero), at: .zero)
+        #expect(throws: StoreError.self) { try blind.drainOneBatch(from: broker, into: store, isStopping: { false }) }
+        #expect(journal.entries == [])
+        #expect(broker.unsettledCount == 1)
+    }
+}
+
+/// The polls a test's store holds, and how often they were read.
+final class PollShelf: Sendable {
+    let polls: Mutex<[Poll]>
+    private let reads = Mutex(0)
+
+    init(_ polls: [Poll]) {
+        self.polls = Mutex(polls)
+    }
+
+    var loads: Int { reads.withLock { $0 } }
+
+    func load() -> [Poll] {
+        reads.withLock { $0 += 1 }
+        return polls.withLock { $0 }
     }
 }

@@ -20,8 +20,8 @@ struct VoteValidatorTests {
     }
 
     @Test func anUnknownPollOrParticipantIsRejected() {
-        #expect(Self.validator.check([vote(poll: "other")], nowMillis: Self.now) == .unknownPoll("other"))
-        #expect(Self.validator.check([vote("boninho")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "boninho"))
+        #expect(Self.validator.check([vote(poll: "other")], nowMillis: Self.now) == .unknownPoll("other", millis: Self.now))
+        #expect(Self.validator.check([vote("boninho")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "boninho", millis: Self.now))
     }
 
     @Test(arguments: [Int64.min, Int64.min + 1, -38_000_000_000_000 /* year −1200 */, -1, 0, now - 24 * 3_600_000 - 1, now + 300_001, 253_402_300_800_000 /* year 10000 */, Int64.max])
@@ -32,7 +32,7 @@ struct VoteValidatorTests {
     }
 
     @Test func oneBadVoteRejectsTheWholeMessage() {
-        #expect(Self.validator.check([vote(), vote("zé")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "zé"))
+        #expect(Self.validator.check([vote(), vote("zé")], nowMillis: Self.now) == .unknownParticipant(poll: "p1", participant: "zé", millis: Self.now))
     }
 
     @Test func theWindowSurvivesAClockAtTheEdgesOfInt64() {
@@ -53,8 +53,8 @@ struct VoteValidatorTests {
 
     @Test func eachRejectionHasItsMetricReason() {
         #expect(DeliveryRejection.undecodable(WireFormatError("x")).reason == "undecodable")
-        #expect(DeliveryRejection.unknownPoll("x").reason == "unknown_poll")
-        #expect(DeliveryRejection.unknownParticipant(poll: "p", participant: "x").reason == "unknown_participant")
+        #expect(DeliveryRejection.unknownPoll("x", millis: 0).reason == "unknown_poll")
+        #expect(DeliveryRejection.unknownParticipant(poll: "p", participant: "x", millis: 0).reason == "unknown_participant")
         #expect(DeliveryRejection.acceptedAtOutOfWindow(millis: 0).reason == "accepted_at")
     }
 }
@@ -77,7 +77,11 @@ struct PollWindowValidationTests {
         #expect(validator.check([vote("p1", at: Self.now - 60_001)], nowMillis: Self.now) == .pollNotOpen(poll: "p1", millis: Self.now - 60_001))
         #expect(validator.check([vote("p2", at: Self.now)], nowMillis: Self.now) == .pollNotOpen(poll: "p2", millis: Self.now))
         #expect(DeliveryRejection.pollNotOpen(poll: "p1", millis: 0).reason == "poll_not_open")
-        #expect(DeliveryRejection.pollNotOpen(poll: "p1", millis: 0).mayBeStalePolls)
-        #expect(!DeliveryRejection.acceptedAtOutOfWindow(millis: 0).mayBeStalePolls)
+        // Polls read again may explain these (the vote's accepted-at time says how fresh the read must be); not the others.
+        #expect(DeliveryRejection.pollNotOpen(poll: "p1", millis: 7).acceptedAtIfPollsWereStale == 7)
+        #expect(DeliveryRejection.unknownPoll("x", millis: 8).acceptedAtIfPollsWereStale == 8)
+        #expect(DeliveryRejection.unknownParticipant(poll: "p1", participant: "x", millis: 9).acceptedAtIfPollsWereStale == 9)
+        #expect(DeliveryRejection.acceptedAtOutOfWindow(millis: 0).acceptedAtIfPollsWereStale == nil)
+        #expect(DeliveryRejection.undecodable(WireFormatError("x")).acceptedAtIfPollsWereStale == nil)
     }
 }
