@@ -266,12 +266,16 @@
   let shownAccepted = null;
   let followUps = [];
 
-  /* A snapshot taken before the vote was accepted (asOf earlier than acceptedAt) certainly
-     does not hold it: count it in, so the confirmation shows the result "até aquele
-     momento" with the viewer's own vote. Shares in tenths of a percent by the largest
-     remainder, like the API, so they still add up to 100. */
+  /* The consumer counts a vote only after the broker confirmed it, within its batch
+     window: a snapshot taken less than COUNTING_LAG_MS after the vote was accepted — the
+     one in the vote answer always is, it was read before the confirm came — does not hold
+     it yet. Count it in, so the confirmation shows the result "até aquele momento" with the
+     viewer's own vote. Shares in tenths of a percent by the largest remainder, like the
+     API, so they still add up to 100. */
+  const COUNTING_LAG_MS = 1000;
+
   function withOwnVote(totals, accepted) {
-    if (!accepted || !totals.asOf || !(Date.parse(totals.asOf) < Date.parse(accepted.acceptedAt))) return totals;
+    if (!accepted || !totals.asOf || !(Date.parse(totals.asOf) < Date.parse(accepted.acceptedAt) + COUNTING_LAG_MS)) return totals;
     const participants = (totals.participants || []).map(function (p) {
       return Object.assign({}, p, { votes: (Number(p.votes) || 0) + (p.id === accepted.participant ? 1 : 0) });
     });
