@@ -10,7 +10,7 @@ struct CatalogClock: Sendable {
     var wallClockMillis: @Sendable () -> Int64 = { Timestamp.nowMillis() }
     var sleep: @Sendable (Duration) -> Void = { duration in
         guard duration > .zero else { return }
-        Thread.sleep(forTimeInterval: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        Thread.sleep(forTimeInterval: duration.timeInterval)
     }
 }
 

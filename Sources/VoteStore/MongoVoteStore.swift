@@ -263,7 +263,7 @@ public final class MongoVoteStore: VoteStore {
             do {
                 return try body()
             } catch where error.isTransient && attempt < retry.attempts {
-                let seconds = Double(backoff.components.seconds) + Double(backoff.components.attoseconds) * 1e-18
+                let seconds = backoff.timeInterval
                 logger.warning("MongoDB write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in_ms": "\(Int(seconds * 1000))"])
                 Thread.sleep(forTimeInterval: seconds)
                 backoff = min(backoff * 2, retry.maxBackoff)

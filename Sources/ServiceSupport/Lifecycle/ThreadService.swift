@@ -1,6 +1,7 @@
 import Foundation
 public import ServiceLifecycle
 import Synchronization
+import VoteShared
 
 /// A loop that must block (librabbitmq, SQLite) and so runs on a thread of its own.
 public protocol BlockingWorker: Sendable {
@@ -61,8 +62,7 @@ public final class StopRequest: Sendable {
     /// Sleeps for `duration` or until a stop is requested; returns whether one was.
     @discardableResult
     public func wait(for duration: Duration) -> Bool {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        let deadline = Date(timeIntervalSinceNow: seconds)
+        let deadline = Date(timeIntervalSinceNow: duration.timeInterval)
         condition.lock()
         defer { condition.unlock() }
         while !requested.load(ordering: .acquiring) {

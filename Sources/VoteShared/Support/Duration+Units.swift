@@ -9,4 +9,9 @@ extension Duration {
     public var wholeMilliseconds: Int64 {
         wholeNanoseconds / 1_000_000
     }
+
+    /// The duration in seconds (for Foundation's sleeps and deadlines).
+    public var timeInterval: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
 }
