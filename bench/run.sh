@@ -41,7 +41,7 @@ and nginx (port 18100) from the release build, mints session tokens with paredao
   max-*    as fast as wrk can push with --max-connections connections (default 1024;
            paced runs use --connections, default 64); the ceilings use the same count.
            Every vote waits for RabbitMQ's confirm (an fsync) and, above 4,000 votes/s,
-           up to 3 ms for its AMQP message to fill: fewer connections leave the CPUs idle
+           up to 6 ms for its AMQP message to fill: fewer connections leave the CPUs idle
            (at 512 they were ≈ 170 % busy of 200).
   openN-*  open loop (paredao-load): N votes/s leave on schedule whatever the answers do,
            latency counted from each request's scheduled time (HdrHistogram), so a stall

@@ -109,13 +109,11 @@ func bindHTTPServer(application: APIApplication, host: String, port: Int, group:
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// The connection's deadlines, the API's HTTP/1.1 request decoder and the API's handler,
-    /// which writes answers itself.
+    /// The connection's deadlines and the API's handler, which parses requests and writes
+    /// answers itself.
     func addAPIHandlers(application: APIApplication) throws {
         let progress = RequestProgress()
-        let limits = application.connectionLimits
-        try addHandler(ConnectionDeadlines(limits: limits, progress: progress))
-        try addHandler(ByteToMessageHandler(APIRequestDecoder(limits: .init(maxHeaderFields: limits.maxHeaderFields, maxHeaderBytes: limits.maxHeaderBytes))))
+        try addHandler(ConnectionDeadlines(limits: application.connectionLimits, progress: progress))
         try addHandler(APIHandler(application: application, progress: progress))
     }
 }

@@ -50,6 +50,37 @@ struct APIHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test func requestsSplitAcrossReadsAnywhereAreAnsweredAsWhole() throws {
+        let requests = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        let (whole, _) = try channel()
+        try whole.writeInbound(ByteBuffer(string: requests))
+        let expected = try output(whole).replacingOccurrences(of: #"X-Request-ID: [0-9a-f]+"#, with: "X-Request-ID: -", options: .regularExpression)
+        #expect(expected.components(separatedBy: "HTTP/1.1 ").count == 4)
+        // One byte per read, then three bytes per read: every split point of a head, a body
+        // and the boundary between two requests.
+        for step in [1, 3] {
+            let (split, _) = try channel()
+            let bytes = Array(requests.utf8)
+            for start in stride(from: 0, to: bytes.count, by: step) {
+                try split.writeInbound(ByteBuffer(bytes: bytes[start..<min(start + step, bytes.count)]))
+            }
+            let text = try output(split).replacingOccurrences(of: #"X-Request-ID: [0-9a-f]+"#, with: "X-Request-ID: -", options: .regularExpression)
+            #expect(text == expected, "\(step) byte(s) per read")
+            #expect(split.isActive)
+        }
+    }
+
+    @Test func nothingAfterBytesThatAreNotHTTPIsAnswered() throws {
+        let (channel, _) = try channel()
+        _ = try? channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /\u{01} HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try? channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 200"))
+        #expect(text.components(separatedBy: "HTTP/1.1 ").count == 3, "one 200, one 400, nothing for what followed: \(text)")
+        #expect(text.contains("HTTP/1.1 400"))
+        #expect(!channel.isActive)
+    }
+
     @Test func keepAliveServesPipelinedRequestsInOrder() throws {
         let (channel, _) = try channel()
         try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"))

@@ -36,8 +36,8 @@ private struct Parsed {
     }
 }
 
-/// Feeds `input` to a parser `step` bytes at a time, as ByteToMessageHandler does (unread
-/// bytes stay in the buffer, new ones are appended).
+/// Feeds `input` to a parser `step` bytes at a time, as APIHandler does (unread bytes stay
+/// in the buffer, new ones are appended).
 private func parse(_ input: String, step: Int = .max, maxHeaderFields: Int = 64, maxHeaderBytes: Int = 8192) -> Parsed {
     parse(Array(input.utf8), step: step, maxHeaderFields: maxHeaderFields, maxHeaderBytes: maxHeaderBytes)
 }

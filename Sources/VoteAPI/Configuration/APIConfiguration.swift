@@ -15,7 +15,7 @@ enum APISettings {
     static let maxVotesPerMessage = Setting("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, help: "votes packed into one AMQP message at most").within(1...VoteMessage.maximumVotes)
     static let maxInFlight = Setting("PAREDAO_MAX_IN_FLIGHT", default: 2048, help: "unconfirmed AMQP messages at once (group commit window)").within(1...1_000_000)
     static let maxQueuedVotes = Setting("PAREDAO_MAX_QUEUED_VOTES", default: 100_000, help: "votes waiting for the publisher before new ones get 503").within(1...10_000_000)
-    static let lingerMicros = Setting("PAREDAO_PUBLISH_LINGER_US", default: 3000, help: "under load, votes wait up to this long to share an AMQP message (0 = never)").within(0...100_000)
+    static let lingerMicros = Setting("PAREDAO_PUBLISH_LINGER_US", default: 6000, help: "under load, votes wait up to this long to share an AMQP message (0 = never)").within(0...100_000)
     static let lingerAboveRate = Setting("PAREDAO_PUBLISH_LINGER_ABOVE", default: 4000, help: "votes/s above which the publisher lingers").within(0...100_000_000)
     static let totalsRefreshMillis = Setting("PAREDAO_TOTALS_REFRESH_MS", default: 1000, help: "how often the totals snapshot is re-read from the store").within(10...60_000)
     static let sessionLifetimeSeconds = Setting("PAREDAO_SESSION_TTL_SECONDS", default: 1800, help: "session token lifetime").within(1...86_400 * 7)

@@ -5,13 +5,14 @@ import NIOHTTP1
 import Synchronization
 import VoteShared
 
-/// HTTP/1.1 for the API, after its request decoder (``APIRequestDecoder``): feeds what
-/// arrives to an `HTTPConnectionStateMachine` (framing, body limit, answering one request at
-/// a time and in order, pausing reads) and carries out its actions, writing each answer as
-/// one buffer (status line, headers, body) straight to the socket, without NIO's response
-/// encoder.
+/// HTTP/1.1 for the API: parses the connection's bytes itself (``HTTPRequestParser``, no
+/// `ByteToMessageHandler` and no pipeline event per request part), feeds the parts to an
+/// `HTTPConnectionStateMachine` (framing, body limit, answering one request at a time and
+/// in order, pausing reads) and carries out its actions, writing each answer as one buffer
+/// (status line, headers, body) straight to the socket, without NIO's response encoder.
 final class APIHandler: ChannelDuplexHandler {
-    typealias InboundIn = APIRequestPart
+    typealias InboundIn = ByteBuffer
+    /// Outbound only for `read`, which the machine holds back while answers wait.
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -33,6 +34,12 @@ final class APIHandler: ChannelDuplexHandler {
     /// request copies it).
     private let logsEveryRequest: Bool
     private var machine: HTTPConnectionStateMachine
+    private var parser: HTTPRequestParser
+    /// Bytes received but not parsed yet (part of a head), nil when every byte was used: the
+    /// receive buffer is let go between reads, so NIO can reuse it.
+    private var unparsed: ByteBuffer?
+    /// Parsing stopped for good: the bytes were not HTTP, or the connection is gone.
+    private var parsingEnded = false
     /// Shared with the connection's `ConnectionDeadlines`.
     private let progress: RequestProgress
     private var peer: Peer?
@@ -45,13 +52,39 @@ final class APIHandler: ChannelDuplexHandler {
         self.progress = progress
         logsEveryRequest = logger.logLevel <= .debug
         machine = HTTPConnectionStateMachine(maxBodyBytes: application.configuration.maxBodyBytes, maxWaitingRequests: Self.maxWaitingRequests)
+        parser = HTTPRequestParser(limits: .init(maxHeaderFields: application.connectionLimits.maxHeaderFields, maxHeaderBytes: application.connectionLimits.maxHeaderBytes))
     }
 
     // MARK: Events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !parsingEnded else { return }
+        var incoming = unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var kept = unparsed {
+            unparsed = nil
+            kept.discardReadBytes()
+            kept.writeBuffer(&incoming)
+            buffer = kept
+        } else {
+            buffer = incoming
+        }
+        do {
+            // Answering a part can close the connection (channelInactive runs inside it).
+            while !parsingEnded, let part = try parser.next(&buffer) {
+                received(part, context: context)
+            }
+        } catch {
+            parsingEnded = true
+            perform(machine.parseErrorCaught(now: .now), context: context)
+            return
+        }
+        if !parsingEnded, buffer.readableBytes > 0 { unparsed = buffer }
+    }
+
+    private func received(_ part: HTTPRequestParser.Part, context: ChannelHandlerContext) {
         var action: HTTPConnectionStateMachine.Action
-        switch unwrapInboundIn(data) {
+        switch part {
         case .request(let head, let facts, let body):
             // Head, body and end as the machine would have had them one by one; after a head
             // it refuses (an action at once), the rest would be ignored anyway.
@@ -82,14 +115,13 @@ final class APIHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            perform(machine.parseErrorCaught(now: .now), context: context)
-        } else {
-            perform(machine.errorCaught(), context: context)
-        }
+        perform(machine.errorCaught(), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A request cut off by the end of the stream is not answered: the connection is gone.
+        parsingEnded = true
+        unparsed = nil
         perform(machine.channelInactive(), context: context)
         context.fireChannelInactive()
     }

@@ -60,11 +60,11 @@ final class RequestProgress {
 /// the rest through their shared `RequestProgress`. Deadlines are checked once a second by
 /// one timer per connection, so requests pay only a few clock reads (the event loop's,
 /// which tests can move).
-final class ConnectionDeadlines: ChannelDuplexHandler {
+///
+/// Inbound only: the answers' writes do not pass through it.
+final class ConnectionDeadlines: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     private let limits: ConnectionLimits
     private let progress: RequestProgress
@@ -123,7 +123,7 @@ final class ConnectionDeadlines: ChannelDuplexHandler {
         progress.closed()
         var buffer = context.channel.allocator.buffer(capacity: 256)
         HTTPResponseWriter.write(APIResponse(error: .requestTimeout), requestID: "-", keepAlive: false, http10: false, includeBody: true, into: &buffer)
-        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     /// Counts a connection the API closed on its own, by why.
