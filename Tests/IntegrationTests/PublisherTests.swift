@@ -30,17 +30,21 @@ extension RealBrokerSuites {
             }
             // Confirmed votes until the publisher's rate window closes and it lingers.
             try await waitUntil("the publisher lingers", timeout: .seconds(10), every: .milliseconds(10)) {
-                try await publisher.publish(vote(), on: loop).get()
+                let ticket = PromiseTicket(vote(), eventLoop: loop)
+                try await loop.submit { publisher.publish(ticket) }.get()
+                try await ticket.settled.futureResult.get()
                 return publisher.isLingering
             }
 
             let votes = (0..<2_000).map { _ in vote() }
             let outcomes = Mutex<[VoteID: Result<Void, PublishError>]>([:])
-            for vote in votes {
-                publisher.publish(vote, on: loop).whenComplete { result in
-                    outcomes.withLock { $0[vote.id] = result.mapError { $0 as? PublishError ?? .rejected } }
+            let tickets = votes.map { PromiseTicket($0, eventLoop: loop) }
+            for ticket in tickets {
+                ticket.settled.futureResult.whenComplete { result in
+                    outcomes.withLock { $0[ticket.vote.id] = result.mapError { $0 as? PublishError ?? .rejected } }
                 }
             }
+            try await loop.submit { for ticket in tickets { publisher.publish(ticket) } }.get()
             let stopStarted = ContinuousClock.now
             publisher.requestStop()
             await running.value
@@ -66,5 +70,23 @@ extension RealBrokerSuites {
             }
             #expect(confirmed.isSubset(of: queued), "\(confirmed.subtracting(queued).count) confirmed votes are missing from the queue")
         }
+    }
+}
+
+/// A publisher ticket that completes a promise with the vote's fate.
+final class PromiseTicket: PublishTicket {
+    let vote: Vote
+    let eventLoop: any EventLoop
+    let settled: EventLoopPromise<Void>
+
+    init(_ vote: Vote, eventLoop: any EventLoop) {
+        self.vote = vote
+        self.eventLoop = eventLoop
+        settled = eventLoop.makePromise()
+    }
+
+    func settle(_ result: Result<Void, PublishError>) {
+        eventLoop.preconditionInEventLoop()
+        settled.completeWith(result.mapError { $0 })
     }
 }

@@ -122,6 +122,54 @@ struct APIHandlerTests {
         #expect(channel.isActive)
     }
 
+    /// A vote's request on the wire, for `app`'s scripted publisher.
+    func voteRequest(_ app: TestApplication, participant: String) -> String {
+        let body = #"{"participant":"\#(participant)"}"#
+        return "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(app.token())\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    @Test func votesAreAnsweredWhenThePublisherSettlesThemInOrderAndWhatWaitedFollows() throws {
+        let app = try TestApplication(publisher: ScriptedPublisher(outcome: .success(()), holding: true))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        try channel.writeInbound(ByteBuffer(string: voteRequest(app, participant: "aline") + voteRequest(app, participant: "camila") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        channel.embeddedEventLoop.run()
+        #expect(try output(channel).isEmpty, "nothing is answered before the broker's confirm")
+        #expect(app.publisher.published.map(\.participantID) == ["aline"], "the second vote waits for the first one's answer")
+
+        app.publisher.release()
+        channel.embeddedEventLoop.run()
+        #expect(app.publisher.published.map(\.participantID) == ["aline", "camila"])
+        app.publisher.release()
+        channel.embeddedEventLoop.run()
+        let text = try output(channel)
+        let answers = text.components(separatedBy: "HTTP/1.1 ").dropFirst()
+        #expect(answers.map { $0.prefix(3) } == ["202", "202", "200"])
+        let first = try #require(text.range(of: #""participant":"aline""#))
+        let second = try #require(text.range(of: #""participant":"camila""#))
+        #expect(first.lowerBound < second.lowerBound)
+        // Each 202's Content-Length is its body's length.
+        for answer in answers.prefix(2) {
+            let parts = answer.components(separatedBy: "\r\n\r\n")
+            let length = try #require(parts[0].components(separatedBy: "\r\n").first { $0.hasPrefix("Content-Length: ") }.flatMap { Int($0.dropFirst(16)) })
+            #expect(parts[1].utf8.count == length)
+        }
+        #expect(channel.isActive)
+    }
+
+    @Test func aVoteThePublisherRefusesAtOnceIs503InTheSameReadAndTheConnectionGoesOn() throws {
+        let app = try TestApplication(publisher: ScriptedPublisher(outcome: .failure(.overloaded)))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        try channel.writeInbound(ByteBuffer(string: voteRequest(app, participant: "aline") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let text = try output(channel)
+        #expect(text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) } == ["503", "200"])
+        #expect(text.contains(#""code":"overloaded""#))
+        #expect(channel.isActive)
+    }
+
     @Test func headGetsTheLengthButNoBody() throws {
         let (channel, _) = try channel()
         try channel.writeInbound(ByteBuffer(string: "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))

@@ -50,12 +50,16 @@ struct TestApplication {
         if body != nil, !headers.contains(where: { $0.0.lowercased() == "content-type" }) { httpHeaders.add(name: "Content-Type", value: "application/json") }
         let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peer: application.peer(address: peer), requestID: "test")
         let response: APIResponse
-        switch application.handle(request, on: MultiThreadedEventLoopGroup.singleton.next()) {
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        switch application.handle(request, on: eventLoop) {
         case .now(let answer): response = answer
         case .later(let future):
             response = try future.wait()
-        case .afterPublish(let published, let respond):
-            response = try published.map { Result<Void, any Error>.success(()) }.recover { .failure($0) }.map(respond).wait()
+        case .publish(let admitted):
+            // As the connection does it: publish on the event loop, answer when settled.
+            let ticket = AnswerTicket(admitted.vote, eventLoop: eventLoop) { [application] in application.answer(admitted, settled: $0) }
+            try eventLoop.submit { application.publisher.publish(ticket) }.wait()
+            response = try ticket.answer.futureResult.wait()
         }
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return (response, object)
@@ -71,13 +75,33 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A ticket that turns the vote's fate into its answer, as the connection would.
+final class AnswerTicket: PublishTicket {
+    let vote: Vote
+    let eventLoop: any EventLoop
+    let answer: EventLoopPromise<APIResponse>
+    private let respond: @Sendable (Result<Void, PublishError>) -> APIResponse
+
+    init(_ vote: Vote, eventLoop: any EventLoop, respond: @escaping @Sendable (Result<Void, PublishError>) -> APIResponse) {
+        self.vote = vote
+        self.eventLoop = eventLoop
+        self.respond = respond
+        answer = eventLoop.makePromise()
+    }
+
+    func settle(_ result: Result<Void, PublishError>) {
+        eventLoop.preconditionInEventLoop()
+        answer.succeed(respond(result))
+    }
+}
+
 /// A publisher whose every vote gets `outcome` (at once, or when `release` is called while
 /// `holding`), and which remembers what it was given.
 final class ScriptedPublisher: VotePublishing {
     private struct State {
         var outcome: Result<Void, PublishError>
         var published: [Vote] = []
-        var held: [EventLoopPromise<Void>] = []
+        var held: [any PublishTicket] = []
         var holding = false
     }
 
@@ -101,27 +125,25 @@ final class ScriptedPublisher: VotePublishing {
         state.withLock { $0.outcome = outcome }
     }
 
-    func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
+    func publish(_ ticket: any PublishTicket) {
         let outcome = state.withLock { state -> Result<Void, PublishError>? in
-            state.published.append(vote)
+            state.published.append(ticket.vote)
             if state.holding {
-                state.held.append(promise)
+                state.held.append(ticket)
                 return nil
             }
             return state.outcome
         }
-        if let outcome { promise.completeWith(outcome.mapError { $0 }) }
-        return promise.futureResult
+        if let outcome { ticket.settle(outcome) }
     }
 
-    /// Completes the votes held so far with the current outcome.
+    /// Settles the votes held so far with the current outcome, each on its event loop.
     func release() {
         let (held, outcome) = state.withLock { state in
             defer { state.held = [] }
             return (state.held, state.outcome)
         }
-        for promise in held { promise.completeWith(outcome.mapError { $0 }) }
+        for ticket in held { ticket.eventLoop.execute { ticket.settle(outcome) } }
     }
 }
 

@@ -64,7 +64,7 @@ final class APIApplication: Sendable {
         case .sessions:
             return .now(createSession(request))
         case .votes:
-            return castVote(request, on: eventLoop)
+            return castVote(request)
         case .adminPolls, .adminPoll, .adminPollOpen, .adminPollClose, .adminAudit:
             return admin(request, on: eventLoop)
         case .unmatched:

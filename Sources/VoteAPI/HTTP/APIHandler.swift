@@ -179,7 +179,7 @@ final class APIHandler: ChannelDuplexHandler {
             return answer(head, body: body, keepAlive: keepAlive, started: started, context: context)
         case .tooLarge(let head, let started):
             let limit = application.configuration.maxBodyBytes
-            respond(APIResponse(error: .bodyTooLarge(limit: limit)), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
+            respond(APIResponse(error: .bodyTooLarge(limit: limit)), to: Answering(head, route: Route(uri: head.uri), requestID: "-", keepAlive: false, started: started), context: context)
             return true
         case .refused(let head, let refusal, let started):
             let limits = application.connectionLimits
@@ -193,12 +193,12 @@ final class APIHandler: ChannelDuplexHandler {
             case .unsupportedTransferEncoding:
                 error = .unsupportedTransferEncoding
             }
-            respond(APIResponse(error: error), to: head, started: started, route: Route(uri: head.uri), requestID: "-", keepAlive: false, context: context)
+            respond(APIResponse(error: error), to: Answering(head, route: Route(uri: head.uri), requestID: "-", keepAlive: false, started: started), context: context)
             return true
         case .malformed(let started):
             let error = APIError.invalidField("request", "The request is not valid HTTP/1.1.")
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "-")
-            respond(APIResponse(error: error), to: head, started: started, route: .unmatched, requestID: "-", keepAlive: false, context: context)
+            let answering = Answering(method: .GET, http10: false, route: .unmatched, requestID: "-", keepAlive: false, started: started)
+            respond(APIResponse(error: error), to: answering, context: context)
             return true
         }
     }
@@ -214,11 +214,12 @@ final class APIHandler: ChannelDuplexHandler {
             ),
             on: context.eventLoop
         )
-        // The closures below keep the route, not the request: its body (a slice of the
-        // connection's receive buffer) and headers need not live until the confirm.
+        // What waits for a later answer keeps these facts, not the request: its body (a slice
+        // of the connection's receive buffer) and headers need not live until the confirm.
+        let answering = Answering(head, route: route, requestID: requestID, keepAlive: keepAlive, started: started)
         switch answer {
         case .now(let response):
-            respond(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
+            respond(response, to: answering, context: context)
             return true
         case .later(let future):
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
@@ -227,21 +228,24 @@ final class APIHandler: ChannelDuplexHandler {
                 case .success(let answer): response = answer
                 case .failure: response = APIResponse(error: .internalError)
                 }
-                self.finish(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
+                self.finish(response, to: answering, context: context)
             }
             return false
-        case .afterPublish(let published, let respond):
-            published.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                self.finish(respond(result), to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
-            }
+        case .publish(let admitted):
+            application.publisher.publish(VoteAwaitingConfirm(admitted, answering: answering, handler: self, context: context))
             return false
         }
     }
 
     /// Writes an answer that came later, then goes on with the requests that waited.
-    private func finish(_ response: APIResponse, to head: HTTPRequestHead, started: ContinuousClock.Instant, route: Route, requestID: String, keepAlive: Bool, context: ChannelHandlerContext) {
-        respond(response, to: head, started: started, route: route, requestID: requestID, keepAlive: keepAlive, context: context)
+    fileprivate func finish(_ response: APIResponse, to answering: Answering, context: ChannelHandlerContext) {
+        respond(response, to: answering, context: context)
         perform(machine.answerFinished(), context: context)
+    }
+
+    /// The vote's answer once the publisher settled it (on this connection's event loop).
+    fileprivate func voteSettled(_ vote: VoteAwaitingConfirm, _ result: Result<Void, PublishError>) {
+        finish(application.answer(vote.admitted, settled: result), to: vote.answering, context: vote.context)
     }
 
     /// The connection's peer, worked out on its first request.
@@ -267,24 +271,25 @@ final class APIHandler: ChannelDuplexHandler {
     // MARK: Writing
 
     /// Writes the answer (closing the connection after it unless `keepAlive`), counts and logs it.
-    private func respond(_ response: APIResponse, to head: HTTPRequestHead, started: ContinuousClock.Instant, route: Route, requestID: String, keepAlive: Bool, context: ChannelHandlerContext) {
+    private func respond(_ response: APIResponse, to answering: Answering, context: ChannelHandlerContext) {
+        let requestID = answering.requestID
         var buffer = context.channel.allocator.buffer(capacity: 160 + requestID.utf8.count + response.body.count)
         HTTPResponseWriter.write(
-            response, requestID: requestID, keepAlive: keepAlive, http10: head.version == .http1_0,
-            includeBody: head.method != .HEAD, into: &buffer
+            response, requestID: requestID, keepAlive: answering.keepAlive, http10: answering.http10,
+            includeBody: answering.method != .HEAD, into: &buffer
         )
-        if keepAlive {
+        if answering.keepAlive {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {
             context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
 
-        let elapsed = ContinuousClock.now - started
-        metricHandles(route: route, method: head.method, status: response.status.code).record(nanoseconds: elapsed.wholeNanoseconds)
+        let elapsed = ContinuousClock.now - answering.started
+        metricHandles(route: answering.route, method: answering.method, status: response.status.code).record(nanoseconds: elapsed.wholeNanoseconds)
         if response.status.code >= 500 {
-            logger.error("Request failed", metadata: requestMetadata(head, route, response, elapsed, requestID))
+            logger.error("Request failed", metadata: requestMetadata(answering, response, elapsed))
         } else if logsEveryRequest {
-            logger.debug("Request served", metadata: requestMetadata(head, route, response, elapsed, requestID))
+            logger.debug("Request served", metadata: requestMetadata(answering, response, elapsed))
         }
     }
 
@@ -299,14 +304,66 @@ final class APIHandler: ChannelDuplexHandler {
         return handles
     }
 
-    private func requestMetadata(_ head: HTTPRequestHead, _ route: Route, _ response: APIResponse, _ elapsed: Duration, _ requestID: String) -> Logger.Metadata {
+    private func requestMetadata(_ answering: Answering, _ response: APIResponse, _ elapsed: Duration) -> Logger.Metadata {
         let micros = elapsed.wholeNanoseconds / 1000
+        let route = answering.route
         return [
-            "request_id": "\(requestID)",
-            "method": "\(head.method.rawValue)",
+            "request_id": "\(answering.requestID)",
+            "method": "\(answering.method.rawValue)",
             "route": "\(route == .unmatched ? "unmatched" : route.rawValue)",
             "status": "\(response.status.code)",
             "duration_ms": "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())",
         ]
+    }
+}
+
+/// What writing a request's answer needs, kept apart from the request (its headers and
+/// body are let go as soon as the application has read them).
+private struct Answering {
+    var method: HTTPMethod
+    var http10: Bool
+    var route: Route
+    var requestID: String
+    var keepAlive: Bool
+    var started: ContinuousClock.Instant
+
+    init(method: HTTPMethod, http10: Bool, route: Route, requestID: String, keepAlive: Bool, started: ContinuousClock.Instant) {
+        self.method = method
+        self.http10 = http10
+        self.route = route
+        self.requestID = requestID
+        self.keepAlive = keepAlive
+        self.started = started
+    }
+
+    init(_ head: HTTPRequestHead, route: Route, requestID: String, keepAlive: Bool, started: ContinuousClock.Instant) {
+        self.init(method: head.method, http10: head.version == .http1_0, route: route, requestID: requestID, keepAlive: keepAlive, started: started)
+    }
+}
+
+/// A vote on its way to the broker: the one object the publisher keeps for it, settled on
+/// the connection's event loop, which then writes the answer.
+private final class VoteAwaitingConfirm: PublishTicket, @unchecked Sendable {
+    // @unchecked: only `vote` (immutable) is read off the event loop; the handler and the
+    // context are touched in `settle`, which the publisher runs on `eventLoop`.
+    let admitted: AdmittedVote
+    let answering: Answering
+    let handler: APIHandler
+    let context: ChannelHandlerContext
+    let eventLoop: any EventLoop
+
+    init(_ admitted: AdmittedVote, answering: Answering, handler: APIHandler, context: ChannelHandlerContext) {
+        self.admitted = admitted
+        self.answering = answering
+        self.handler = handler
+        self.context = context
+        eventLoop = context.eventLoop
+    }
+
+    var vote: Vote { admitted.vote }
+
+    func settle(_ result: Result<Void, PublishError>) {
+        eventLoop.preconditionInEventLoop()
+        handler.voteSettled(self, result)
     }
 }

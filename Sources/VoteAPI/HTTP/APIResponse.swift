@@ -21,10 +21,11 @@ struct APIResponse {
     }
 }
 
-/// Either an answer now, or one that comes later: after a store read, or when the broker
-/// confirmed a vote (one future per vote, answered by `respond`).
+/// Either an answer now, or one that comes later: after a store read, or once the broker
+/// confirmed a vote (the connection publishes it, then answers with
+/// `APIApplication.answer(_:settled:)`).
 enum APIAnswer {
     case now(APIResponse)
     case later(EventLoopFuture<APIResponse>)
-    case afterPublish(EventLoopFuture<Void>, respond: (Result<Void, any Error>) -> APIResponse)
+    case publish(AdmittedVote)
 }

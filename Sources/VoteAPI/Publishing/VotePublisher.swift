@@ -12,10 +12,10 @@ import VoteShared
 /// Hands votes to RabbitMQ with publisher confirms, from one dedicated thread that owns
 /// the (blocking, not thread-safe) librabbitmq connection.
 ///
-/// Event loops call `publish`, which returns at once with a future; the thread takes the
-/// waiting votes and carries out what ``PublisherStateMachine`` decides — pack, send, wait
-/// for confirms, time out, reconnect, stop — completing each vote's promise when its
-/// message is confirmed. Run it as a ``ThreadService``.
+/// Event loops call `publish`, which returns at once; the thread takes the waiting votes
+/// and carries out what ``PublisherStateMachine`` decides — pack, send, wait for
+/// confirms, time out, reconnect, stop — settling each vote's ticket on its event loop
+/// when its message is confirmed. Run it as a ``ThreadService``.
 final class VotePublisher: VotePublishing, BlockingWorker {
     /// Where votes go (the broker, or the nodes of a cluster in the order to try them; the
     /// quorum or classic queue and its dead-letter queue), how many may wait for the thread
@@ -29,7 +29,7 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         var machine: Machine.Settings
     }
 
-    typealias Machine = PublisherStateMachine<EventLoopPromise<Void>>
+    typealias Machine = PublisherStateMachine<any PublishTicket>
 
     private struct Mailbox {
         var jobs: [Machine.Job] = []
@@ -68,15 +68,13 @@ final class VotePublisher: VotePublishing, BlockingWorker {
     /// Whether votes arrive fast enough that they wait to share messages.
     var isLingering: Bool { lingering.load(ordering: .relaxed) }
 
-    /// Queues `vote`; the future succeeds once RabbitMQ confirmed it.
-    func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        guard isConnected else { return eventLoop.makeFailedFuture(PublishError.unavailable) }
-        guard !isBlocked else { return eventLoop.makeFailedFuture(PublishError.blocked) }
-        let promise = eventLoop.makePromise(of: Void.self)
+    func publish(_ ticket: any PublishTicket) {
+        guard isConnected else { return ticket.settle(.failure(.unavailable)) }
+        guard !isBlocked else { return ticket.settle(.failure(.blocked)) }
         enum Outcome { case queuedFirst, queued, refused }
         let outcome = mailbox.withLock { box -> Outcome in
             guard !box.stopping, box.jobs.count < settings.maxQueued else { return .refused }
-            box.jobs.append(Machine.Job(vote: vote, ticket: promise))
+            box.jobs.append(Machine.Job(vote: ticket.vote, ticket: ticket))
             return box.jobs.count == 1 ? .queuedFirst : .queued
         }
         switch outcome {
@@ -86,9 +84,8 @@ final class VotePublisher: VotePublishing, BlockingWorker {
         case .queued:
             break
         case .refused:
-            promise.fail(PublishError.overloaded)
+            ticket.settle(.failure(.overloaded))
         }
-        return promise.futureResult
     }
 
     func runBlocking() {
@@ -281,18 +278,19 @@ final class VotePublisher: VotePublishing, BlockingWorker {
             publisher.brokerUp.record(0)
         }
 
-        /// Completes promises with one task per event loop instead of one per promise: a
-        /// promise completed from this thread would otherwise wake its loop every time.
-        static func complete(_ promises: [EventLoopPromise<Void>], with result: Result<Void, PublishError>) {
-            guard let first = promises.first else { return }
-            if promises.allSatisfy({ $0.futureResult.eventLoop === first.futureResult.eventLoop }) {
-                first.futureResult.eventLoop.execute { for promise in promises { promise.completeWith(result.mapError { $0 }) } }
+        /// Settles tickets with one task per event loop instead of one per ticket: a ticket
+        /// settled from this thread would otherwise wake its loop every time.
+        static func complete(_ tickets: [any PublishTicket], with result: Result<Void, PublishError>) {
+            guard let first = tickets.first else { return }
+            let loop = first.eventLoop
+            if tickets.allSatisfy({ $0.eventLoop === loop }) {
+                loop.execute { for ticket in tickets { ticket.settle(result) } }
                 return
             }
-            var byLoop: [ObjectIdentifier: [EventLoopPromise<Void>]] = [:]
-            for promise in promises { byLoop[ObjectIdentifier(promise.futureResult.eventLoop), default: []].append(promise) }
+            var byLoop: [ObjectIdentifier: [any PublishTicket]] = [:]
+            for ticket in tickets { byLoop[ObjectIdentifier(ticket.eventLoop), default: []].append(ticket) }
             for group in byLoop.values {
-                group[0].futureResult.eventLoop.execute { for promise in group { promise.completeWith(result.mapError { $0 }) } }
+                group[0].eventLoop.execute { for ticket in group { ticket.settle(result) } }
             }
         }
     }

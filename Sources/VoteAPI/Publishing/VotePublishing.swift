@@ -18,8 +18,19 @@ enum PublishError: Error, Equatable {
     case blocked
 }
 
-/// Where the vote path hands an accepted vote: the future succeeds once the vote is
-/// durably queued (for RabbitMQ: confirmed), and fails with a ``PublishError`` otherwise.
+/// One vote handed to a ``VotePublishing``, and what to do once its fate is known: the
+/// object the publisher keeps for the vote until its confirm (one per vote, so the vote
+/// path allocates no promise, future or callback of its own).
+protocol PublishTicket: AnyObject, Sendable {
+    var vote: Vote { get }
+    /// Where `settle` runs.
+    var eventLoop: any EventLoop { get }
+    /// Called once, on `eventLoop`: success once the vote is durably queued (for RabbitMQ:
+    /// confirmed), else why not.
+    func settle(_ result: Result<Void, PublishError>)
+}
+
+/// Where the vote path hands an accepted vote.
 protocol VotePublishing: Sendable {
     /// Whether votes can be published now (for `/readyz`).
     var isConnected: Bool { get }
@@ -27,6 +38,7 @@ protocol VotePublishing: Sendable {
     /// Whether the broker blocks publishing (a memory or disk alarm), for `/readyz`.
     var isBlocked: Bool { get }
 
-    /// Queues `vote`; the future completes on `eventLoop`.
-    func publish(_ vote: Vote, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+    /// Queues the ticket's vote. Called on the ticket's event loop; a vote that cannot be
+    /// queued (no broker, blocked, overloaded) is settled at once, before this returns.
+    func publish(_ ticket: any PublishTicket)
 }

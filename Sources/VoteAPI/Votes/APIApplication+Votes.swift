@@ -2,11 +2,20 @@ import NIOCore
 import NIOPosix
 import VoteShared
 
+/// A vote that passed every check, for the connection to hand to the publisher (as a
+/// ``PublishTicket``), with what its answer needs.
+struct AdmittedVote {
+    var vote: Vote
+    var poll: Poll
+    var token: SessionToken
+    var remaining: UInt32
+}
+
 /// The vote use case: token, body, the poll open at the accepted-at time, rate and budget,
 /// then the publisher; `202` only once the vote is durably queued, and the session's unit
 /// refunded when it is not.
 extension APIApplication {
-    func castVote(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
+    func castVote(_ request: APIRequest) -> APIAnswer {
         let token: SessionToken
         switch authenticate(request) {
         case .success(let verified): token = verified
@@ -53,17 +62,21 @@ extension APIApplication {
         case .exhausted: return reject(.sessionExhausted)
         }
         let vote = Vote(id: voteID, pollID: poll.id, participantID: participant, acceptedAtMillis: now)
-        return .afterPublish(publisher.publish(vote, on: eventLoop)) { [self] result in
-            switch result {
-            case .success:
-                metrics.voteAccepted()
-                return APIResponse(status: .accepted, body: acceptedBody(vote, poll: poll, remaining: remaining))
-            case .failure(let error):
-                limiter.refund(token)
-                let apiError = APIError.publish(error as? PublishError ?? .unavailable)
-                metrics.voteRejected(apiError.rejectionReason)
-                return APIResponse(error: apiError)
-            }
+        return .publish(AdmittedVote(vote: vote, poll: poll, token: token, remaining: remaining))
+    }
+
+    /// The answer to an admitted vote once the publisher settled it: `202` with the vote
+    /// and the poll's totals, or `503` with the session's unit refunded.
+    func answer(_ admitted: AdmittedVote, settled result: Result<Void, PublishError>) -> APIResponse {
+        switch result {
+        case .success:
+            metrics.voteAccepted()
+            return APIResponse(status: .accepted, body: acceptedBody(admitted.vote, poll: admitted.poll, remaining: admitted.remaining))
+        case .failure(let error):
+            limiter.refund(admitted.token)
+            let apiError = APIError.publish(error)
+            metrics.voteRejected(apiError.rejectionReason)
+            return APIResponse(error: apiError)
         }
     }
 
