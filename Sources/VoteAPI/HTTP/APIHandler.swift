@@ -326,16 +326,9 @@ private struct Answering {
     var requestID: String
     var keepAlive: Bool
     var started: ContinuousClock.Instant
+}
 
-    init(method: HTTPMethod, http10: Bool, route: Route, requestID: String, keepAlive: Bool, started: ContinuousClock.Instant) {
-        self.method = method
-        self.http10 = http10
-        self.route = route
-        self.requestID = requestID
-        self.keepAlive = keepAlive
-        self.started = started
-    }
-
+extension Answering {
     init(_ head: HTTPRequestHead, route: Route, requestID: String, keepAlive: Bool, started: ContinuousClock.Instant) {
         self.init(method: head.method, http10: head.version == .http1_0, route: route, requestID: requestID, keepAlive: keepAlive, started: started)
     }
