@@ -29,6 +29,22 @@ struct APIHandlerTests {
         text.replacingOccurrences(of: #"X-Request-ID: [0-9a-f]+"#, with: "X-Request-ID: -", options: .regularExpression)
     }
 
+    @Test func serverMadeRequestIDsAreLowerCaseHexadecimalAsStringRadix16Writes() {
+        var values: [UInt64] = [0, 1, 9, 10, 15, 16, 255, 256, 0xABCDEF, UInt64.max >> 8, UInt64.max - 1, UInt64.max]
+        var generator = SystemRandomNumberGenerator()
+        values += (0..<200).map { _ in UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator) }
+        for value in values {
+            #expect(APIHandler.hexadecimal(value) == String(value, radix: 16), "\(value)")
+        }
+        let first = APIHandler.requestID(from: HTTPHeaders())
+        let second = APIHandler.requestID(from: HTTPHeaders())
+        #expect(first != second)
+        #expect(first.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) })
+        // A sane id the caller sent is echoed; anything else is replaced.
+        #expect(APIHandler.requestID(from: HTTPHeaders([("X-Request-ID", "abc-123")])) == "abc-123")
+        #expect(APIHandler.requestID(from: HTTPHeaders([("X-Request-ID", "a b")])) != "a b")
+    }
+
     @Test func aBodyOverTheLimitIs413AndTheConnectionCloses() throws {
         let (channel, _) = try channel()
         let body = String(repeating: "x", count: 65)

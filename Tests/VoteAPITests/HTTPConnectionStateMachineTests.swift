@@ -8,7 +8,7 @@ import Testing
 struct HTTPConnectionStateMachineTests {
     typealias Machine = HTTPConnectionStateMachine
 
-    let t = ContinuousClock.now
+    let t = NIODeadline.uptimeNanoseconds(1_000_000)
     let vote = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/api/v1/votes")
     let health = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/healthz")
     let totals = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api/v1/totals")
@@ -29,7 +29,7 @@ struct HTTPConnectionStateMachineTests {
     }
 
     /// A keep-alive GET that reaches its end while another is being answered.
-    func queue(_ head: HTTPRequestHead, _ machine: inout Machine, now: ContinuousClock.Instant? = nil) {
+    func queue(_ head: HTTPRequestHead, _ machine: inout Machine, now: NIODeadline? = nil) {
         #expect(machine.headReceived(head, contentLength: nil, keepAlive: true, now: now ?? t) == .none)
         #expect(machine.endReceived() == .none)
     }

@@ -76,7 +76,7 @@ final class APIHandler: ChannelDuplexHandler {
             }
         } catch {
             parsingEnded = true
-            perform(machine.parseErrorCaught(now: .now), context: context)
+            perform(machine.parseErrorCaught(now: context.eventLoop.now), context: context)
             return
         }
         if !parsingEnded, buffer.readableBytes > 0 { unparsed = buffer }
@@ -105,13 +105,14 @@ final class APIHandler: ChannelDuplexHandler {
 
     private func headReceived(_ head: HTTPRequestHead, _ facts: HeadFacts, context: ChannelHandlerContext) -> HTTPConnectionStateMachine.Action {
         idleReported = false
-        progress.headReceived(at: context.eventLoop.now)
+        let now = context.eventLoop.now
+        progress.headReceived(at: now)
         // A client that waits for "100 Continue" before its body gets it, unless an
         // earlier answer is still to come (a 100 must not overtake it).
         if facts.expectsContinue, machine.isIdle, (facts.contentLength ?? 0) <= application.configuration.maxBodyBytes {
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        return machine.headReceived(head, contentLength: facts.contentLength, keepAlive: head.isKeepAlive, refusal: facts.refusal, now: .now)
+        return machine.headReceived(head, contentLength: facts.contentLength, keepAlive: head.isKeepAlive, refusal: facts.refusal, now: now)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -204,7 +205,7 @@ final class APIHandler: ChannelDuplexHandler {
     }
 
     /// Hands a whole request to the application; true when its answer is written already.
-    private func answer(_ head: HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: ContinuousClock.Instant, context: ChannelHandlerContext) -> Bool {
+    private func answer(_ head: HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: NIODeadline, context: ChannelHandlerContext) -> Bool {
         let requestID = Self.requestID(from: head.headers)
         let route = Route(uri: head.uri)
         let answer = application.handle(
@@ -262,7 +263,22 @@ final class APIHandler: ChannelDuplexHandler {
            given.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) {
             return given
         }
-        return String(nextRequestNumber.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
+        return hexadecimal(nextRequestNumber.wrappingAdd(1, ordering: .relaxed).newValue)
+    }
+
+    /// `number` in lower-case hexadecimal, without leading zeros: what `String(_:radix:)`
+    /// gives, written straight into the string's bytes (a small string: no allocation).
+    static func hexadecimal(_ number: UInt64) -> String {
+        let digits = max(1, (64 - number.leadingZeroBitCount + 3) / 4)
+        return String(unsafeUninitializedCapacity: digits) { bytes in
+            var rest = number
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                let nibble = UInt8(truncatingIfNeeded: rest & 0xF)
+                bytes[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                rest >>= 4
+            }
+            return digits
+        }
     }
 
     /// Request ids: a random start per process, then a counter (no system call per request).
@@ -284,8 +300,8 @@ final class APIHandler: ChannelDuplexHandler {
             context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
 
-        let elapsed = ContinuousClock.now - answering.started
-        metricHandles(route: answering.route, method: answering.method, status: response.status.code).record(nanoseconds: elapsed.wholeNanoseconds)
+        let elapsed = context.eventLoop.now - answering.started
+        metricHandles(route: answering.route, method: answering.method, status: response.status.code).record(nanoseconds: elapsed.nanoseconds)
         if response.status.code >= 500 {
             logger.error("Request failed", metadata: requestMetadata(answering, response, elapsed))
         } else if logsEveryRequest {
@@ -304,8 +320,8 @@ final class APIHandler: ChannelDuplexHandler {
         return handles
     }
 
-    private func requestMetadata(_ answering: Answering, _ response: APIResponse, _ elapsed: Duration) -> Logger.Metadata {
-        let micros = elapsed.wholeNanoseconds / 1000
+    private func requestMetadata(_ answering: Answering, _ response: APIResponse, _ elapsed: TimeAmount) -> Logger.Metadata {
+        let micros = elapsed.nanoseconds / 1000
         let route = answering.route
         return [
             "request_id": "\(answering.requestID)",
@@ -325,11 +341,11 @@ private struct Answering {
     var route: Route
     var requestID: String
     var keepAlive: Bool
-    var started: ContinuousClock.Instant
+    var started: NIODeadline
 }
 
 extension Answering {
-    init(_ head: HTTPRequestHead, route: Route, requestID: String, keepAlive: Bool, started: ContinuousClock.Instant) {
+    init(_ head: HTTPRequestHead, route: Route, requestID: String, keepAlive: Bool, started: NIODeadline) {
         self.init(method: head.method, http10: head.version == .http1_0, route: route, requestID: requestID, keepAlive: keepAlive, started: started)
     }
 }

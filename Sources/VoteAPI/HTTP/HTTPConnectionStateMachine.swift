@@ -5,6 +5,9 @@ import NIOHTTP1
 /// The rules of one HTTP/1.1 connection, without I/O: what NIO's decoder delivers, what the
 /// channel asks and when answers finish go in as events; what to do comes out as an action
 /// for `APIHandler` to carry out. Time comes in as an argument; the machine never reads a clock.
+/// (Times are `NIODeadline`s, whose layout is known at compile time: the standard library's
+/// `ContinuousClock.Instant` is resilient, so every request, action and copy of the machine
+/// holding one went through runtime value witnesses.)
 ///
 /// - Bodies are limited: a `Content-Length` over the limit, or a chunked body that grows over
 ///   it, makes the request a 413.
@@ -19,14 +22,14 @@ struct HTTPConnectionStateMachine {
     enum Request: Equatable {
         /// A whole request for the application; with `keepAlive` false the connection closes
         /// after its answer.
-        case complete(HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: ContinuousClock.Instant)
+        case complete(HTTPRequestHead, body: ByteBuffer?, keepAlive: Bool, started: NIODeadline)
         /// Its body is over the limit: answered 413, then the connection closes.
-        case tooLarge(HTTPRequestHead, started: ContinuousClock.Instant)
+        case tooLarge(HTTPRequestHead, started: NIODeadline)
         /// A head the API will not serve (see `HeadRefusal`): answered with its error, then
         /// the connection closes.
-        case refused(HTTPRequestHead, HeadRefusal, started: ContinuousClock.Instant)
+        case refused(HTTPRequestHead, HeadRefusal, started: NIODeadline)
         /// Not HTTP/1.1: answered 400, then the connection closes.
-        case malformed(started: ContinuousClock.Instant)
+        case malformed(started: NIODeadline)
     }
 
     /// Why a head is refused before its body is read (found by ``HTTPRequestParser``).
@@ -76,7 +79,7 @@ struct HTTPConnectionStateMachine {
         var head: HTTPRequestHead
         var body: ByteBuffer?
         var keepAlive: Bool
-        var started: ContinuousClock.Instant
+        var started: NIODeadline
     }
 
     /// Where the connection is; the queue and the request being received are fields of their
@@ -108,7 +111,7 @@ struct HTTPConnectionStateMachine {
     // MARK: Events from the decoder
 
     /// A request's head arrived, at `now`; `refusal` when the handler found it unservable.
-    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, refusal: HeadRefusal? = nil, now: ContinuousClock.Instant) -> Action {
+    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, refusal: HeadRefusal? = nil, now: NIODeadline) -> Action {
         guard phase == .open else { return .none }
         if let refusal {
             return enqueue(.refused(head, refusal, started: now), last: true)
@@ -142,7 +145,7 @@ struct HTTPConnectionStateMachine {
     }
 
     /// The decoder could not parse the input (an `HTTPParserError`), at `now`.
-    mutating func parseErrorCaught(now: ContinuousClock.Instant) -> Action {
+    mutating func parseErrorCaught(now: NIODeadline) -> Action {
         guard phase == .open else { return .none }
         return enqueue(.malformed(started: now), last: true)
     }
@@ -200,7 +203,12 @@ struct HTTPConnectionStateMachine {
     /// Whether nothing is being received, answered or waiting: the connection is idle
     /// between requests (its keep-alive timeout runs).
     var isIdle: Bool {
-        phase == .open && receiving == nil && !queue.answering && queue.waiting.isEmpty
+        // Inlined: called after every answer, and as a call it copied the whole machine.
+        @inline(__always) get {
+            guard case .open = phase, !queue.answering, queue.waiting.isEmpty else { return false }
+            if case .none = receiving { return true }
+            return false
+        }
     }
 
     /// The channel is gone.
@@ -213,11 +221,16 @@ struct HTTPConnectionStateMachine {
 
     /// Queues a request, the connection's last one if `last`.
     private mutating func enqueue(_ request: Request, last: Bool) -> Action {
-        queue.waiting.append(request)
         receiving = nil
-        let action = queue.next()
         if last { phase = .closing }
-        return action
+        // The common case, one request at a time: answered at once, without passing through
+        // the queue (an append and a pop, each copying the request).
+        if !queue.answering, queue.waiting.isEmpty, !queue.readHeld {
+            queue.answering = true
+            return .answer(request)
+        }
+        queue.waiting.append(request)
+        return queue.next()
     }
 
     /// After a change of the queue of an open or closing connection: a closing one with
