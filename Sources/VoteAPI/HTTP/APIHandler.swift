@@ -273,8 +273,7 @@ final class APIHandler: ChannelDuplexHandler {
         return String(unsafeUninitializedCapacity: digits) { bytes in
             var rest = number
             for index in stride(from: digits - 1, through: 0, by: -1) {
-                let nibble = UInt8(truncatingIfNeeded: rest & 0xF)
-                bytes[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                bytes[index] = Hexadecimal.digit(UInt8(truncatingIfNeeded: rest & 0xF))
                 rest >>= 4
             }
             return digits

@@ -62,6 +62,18 @@ struct HTTPConnectionStateMachine {
         /// The server is shutting down: close once the last answer is out.
         var closesWhenDone = false
 
+        /// Adds a request that ended; the action for it if it can be answered now. A request
+        /// arriving while nothing is answered or waiting is answered at once, without an
+        /// append and a pop (each copying it).
+        mutating func add(_ request: Request) -> Action {
+            guard answering || !waiting.isEmpty || readHeld else {
+                answering = true
+                return .answer(request)
+            }
+            waiting.append(request)
+            return next()
+        }
+
         /// The next request to answer if none is being answered, and the held read once
         /// fewer than `maxWaiting` wait.
         mutating func next() -> Action {
@@ -205,9 +217,8 @@ struct HTTPConnectionStateMachine {
     var isIdle: Bool {
         // Inlined: called after every answer, and as a call it copied the whole machine.
         @inline(__always) get {
-            guard case .open = phase, !queue.answering, queue.waiting.isEmpty else { return false }
-            if case .none = receiving { return true }
-            return false
+            guard case .open = phase, case .none = receiving else { return false }
+            return !queue.answering && queue.waiting.isEmpty
         }
     }
 
@@ -223,14 +234,7 @@ struct HTTPConnectionStateMachine {
     private mutating func enqueue(_ request: Request, last: Bool) -> Action {
         receiving = nil
         if last { phase = .closing }
-        // The common case, one request at a time: answered at once, without passing through
-        // the queue (an append and a pop, each copying the request).
-        if !queue.answering, queue.waiting.isEmpty, !queue.readHeld {
-            queue.answering = true
-            return .answer(request)
-        }
-        queue.waiting.append(request)
-        return queue.next()
+        return queue.add(request)
     }
 
     /// After a change of the queue of an open or closing connection: a closing one with

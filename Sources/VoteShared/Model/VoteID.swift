@@ -93,7 +93,7 @@ public struct VoteID: Hashable, Sendable, CustomStringConvertible {
             if index == 8 || index == 12 || index == 16 || index == 20 { bytes.append(UInt8(ascii: "-")) }
             let word = index < 16 ? high : low
             let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * (index % 16))) & 0xF
-            bytes.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble)
+            bytes.append(Hexadecimal.digit(nibble))
         }
     }
 }

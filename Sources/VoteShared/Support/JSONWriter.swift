@@ -55,8 +55,7 @@ public struct JSONWriter: Sendable {
             case 0x0D: bytes.append(contentsOf: [92, 114])
             case 0x09: bytes.append(contentsOf: [92, 116])
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                bytes.append(contentsOf: [92, 117, 48, 48, Hexadecimal.digit(byte >> 4), Hexadecimal.digit(byte & 0xF)])
             default: bytes.append(byte)
             }
         }
