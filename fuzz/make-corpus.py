@@ -174,6 +174,15 @@ def seeds() -> dict:
             "empty-lines-first": b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
             "upgrade": b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
             "http10-chunked": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            # Issue 27: a request answered later (a vote waits for its confirm, a wrong admin
+            # credential for its check) with a second head pipelined behind it that never ends;
+            # the connection's deadlines must hold for it (ConnectionDeadlinesTests).
+            "vote-then-partial-head": b"POST /api/v1/votes HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+                                      b"Authorization: Bearer " + token().encode() + b"\r\nContent-Length: 23\r\n\r\n"
+                                      b'{"participant":"aline"}GET /total HTTP/1.1\r\nHost: h\r\n',
+            "admin-then-partial-body": b"POST /api/v1/admin/polls/p/close HTTP/1.1\r\nHost: h\r\n"
+                                       b"Authorization: Bearer produtor:wrong-secret-wrong\r\n\r\n"
+                                       b"POST /api/v1/votes HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\n\r\n{\"par",
         },
     }
 

@@ -16,10 +16,13 @@ DIR/tmp and DIR/cache. Nothing is started (see nginx.sh).
 Options:
   --prefix DIR            folder for the rendered config, pid file, logs, temp and cache (required)
   --listen ADDR           address nginx listens on (default 127.0.0.1:8000)
-  --api LIST              VoteAPI instances host:port, comma-separated; may be repeated
-                          (--api A --api B = --api A,B; default 127.0.0.1:8080). With two
-                          or more, votes are routed by a consistent hash of their session
-                          (every vote of a session reaches the same instance)
+  --api LIST              VoteAPI instances, host:port or unix:/PATH (the API's
+                          PAREDAO_API_SOCKET), comma-separated; may be repeated
+                          (--api A --api B = --api A,B; default 127.0.0.1:8080). The API
+                          believes X-Real-IP only on its unix socket (or from a TCP peer in
+                          its PAREDAO_TRUSTED_PROXIES), so a local nginx should use the
+                          socket. With two or more, votes are routed by a consistent hash of
+                          their session (every vote of a session reaches the same instance)
   --htpasswd FILE         htpasswd file for the producers' panel (default DIR/htpasswd;
                           see make-htpasswd.sh)
   --frontend DIR          static pages (default: the repository's frontend/)
@@ -104,7 +107,8 @@ frontend="$(cd "$frontend" && pwd)"
 htpasswd="$(cd "$(dirname "$htpasswd")" && pwd)/$(basename "$htpasswd")"
 
 # Validate the values that end up inside the config.
-addr_re='^[][A-Za-z0-9.:_-]+$'   # host:port, [v6]:port or unix:/path
+addr_re='^[][A-Za-z0-9.:_-]+$'   # host:port or [v6]:port
+unix_re='^unix:/[A-Za-z0-9._/-]+$'
 [[ "$listen" =~ $addr_re ]] || die "bad --listen: $listen"
 [[ "$workers" =~ ^([0-9]+|auto)$ ]] || die "bad --workers: $workers"
 [[ "$worker_connections" =~ ^[0-9]+$ ]] || die "bad --worker-connections: $worker_connections"
@@ -126,7 +130,7 @@ IFS=',' read -r -a api_list <<< "$api"
 for server in "${api_list[@]}"; do
     server="${server// /}"
     [[ -n "$server" ]] || continue
-    [[ "$server" =~ $addr_re ]] || die "bad --api entry: $server"
+    [[ "$server" =~ $addr_re || "$server" =~ $unix_re ]] || die "bad --api entry: $server (host:port or unix:/absolute/path)"
     [[ "$upstream_servers" != *" server ${server} "* ]] || die "--api lists ${server} twice"
     upstream_servers+="        server ${server} max_fails=3 fail_timeout=5s;"$'\n'
     server_count=$((server_count + 1))

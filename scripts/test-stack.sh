@@ -52,6 +52,8 @@ start_stack() {
   # The admin API's credential (the panel's admin section logs in with it).
   printf 'produtor:%s\n' "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')" >"$STACK/admin-token"
   export PAREDAO_ADMIN_TOKEN_FILE="$STACK/admin-token"
+  # Refused credentials reach the audit log as one row per window: a short one here.
+  export PAREDAO_ADMIN_REFUSAL_WINDOW_SECONDS=2
   # PIDs in var/test/stack/run/, logs in var/test/stack/log/, nginx in var/test/stack/nginx/.
   stack_start --dir "$STACK" --bin "$bin" --api-port 18080 --web-port 18000 \
     --password "$STACK/panel-password" --htpasswd "$STACK/htpasswd"

@@ -63,6 +63,7 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
         PollRefresher(directory: polls, interval: .milliseconds(configuration.pollsRefreshMillis)),
         TotalsRefresher(board: totals, polls: polls, interval: refreshInterval),
         VoteSummary(metrics: application.metrics),
+        AdminRefusalAudit(application: application, eventLoop: group.next()),
     ]
     do {
         if let registry, configuration.metricsPort != 0 {
@@ -70,11 +71,25 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
             services.append(ChannelService(metrics, name: "metrics"))
         }
         let connections = ConnectionTracker()
-        let http = try await bindHTTPServer(application: application, host: configuration.host, port: configuration.port, group: group, connections: connections, maxConnections: configuration.maxConnections)
-        services.append(HTTPServerService(listener: http, connections: connections, drainTimeout: .seconds(configuration.drainSeconds)))
-        let port = http.localAddress?.port ?? configuration.port
+        var listeners = [try await bindHTTPServer(
+            application: application, at: .tcp(host: configuration.host, port: configuration.port), group: group,
+            connections: connections, maxConnections: configuration.maxConnections
+        )]
+        let port = listeners[0].localAddress?.port ?? configuration.port
+        if !configuration.proxySocket.isEmpty {
+            do {
+                listeners.append(try await bindHTTPServer(
+                    application: application, at: .unixSocket(path: configuration.proxySocket), group: group,
+                    connections: connections, maxConnections: configuration.maxConnections
+                ))
+            } catch {
+                try? await listeners[0].close()
+                throw error
+            }
+        }
+        services.append(HTTPServerService(listeners: listeners, connections: connections, drainTimeout: .seconds(configuration.drainSeconds)))
         Logger(label: "VoteAPI").info("VoteAPI listening", metadata: [
-            "address": "\(configuration.host):\(port)",
+            "address": "\(configuration.host):\(port)", "proxy_socket": "\(configuration.proxySocket.isEmpty ? "none" : configuration.proxySocket)",
             "metrics": "\(configuration.common.metricsHost):\(configuration.metricsPort)",
             "poll": "\(polls.current(atMillis: Timestamp.nowMillis())?.id ?? "none")", "broker": "\(urls.map(\.description).joined(separator: ","))", "store": "\(configuration.store.kind.rawValue)",
         ])
@@ -86,13 +101,26 @@ func buildVoteAPI(configuration: APIConfiguration, group: any EventLoopGroup, re
     }
 }
 
-/// Binds the API's HTTP/1.1 listener; every connection it accepts is tracked in
-/// `connections`, and one over `maxConnections` is closed at once.
-func bindHTTPServer(application: APIApplication, host: String, port: Int, group: any EventLoopGroup, connections: ConnectionTracker, maxConnections: Int) async throws -> any Channel {
-    try await ServerBootstrap(group: group)
+/// Where the API listens: a TCP address, or the unix socket the local proxy connects to.
+enum ListenAddress: CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unixSocket(path: String)
+
+    var description: String {
+        switch self {
+        case .tcp(let host, let port): "\(host):\(port)"
+        case .unixSocket(let path): "unix:\(path)"
+        }
+    }
+}
+
+/// Binds one of the API's HTTP/1.1 listeners; every connection it accepts is tracked in
+/// `connections` (shared by all listeners), and one over `maxConnections` is closed at once.
+/// A unix socket replaces a stale socket file and is made readable and writable by its
+/// owner and group only (the proxy's user must be one of them).
+func bindHTTPServer(application: APIApplication, at address: ListenAddress, group: any EventLoopGroup, connections: ConnectionTracker, maxConnections: Int) async throws -> any Channel {
+    var bootstrap = ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 1024)
-        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         .childChannelOption(.maxMessagesPerRead, value: 16)
         .childChannelInitializer { channel in
             guard connections.openConnections < maxConnections else {
@@ -104,17 +132,27 @@ func bindHTTPServer(application: APIApplication, host: String, port: Int, group:
                 try channel.pipeline.syncOperations.addAPIHandlers(application: application)
             }
         }
-        .bind(host: host, port: port)
-        .get()
+    switch address {
+    case .tcp(let host, let port):
+        bootstrap = bootstrap
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        return try await bootstrap.bind(host: host, port: port).get()
+    case .unixSocket(let path):
+        let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        guard chmod(path, 0o660) == 0 else {
+            try? await channel.close()
+            throw ConfigurationError(key: APISettings.proxySocket.key, message: "cannot restrict \(path) to its owner and group (errno \(errno))")
+        }
+        return channel
+    }
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// The connection's deadlines and the API's handler, which parses requests and writes
-    /// answers itself.
+    /// The API's handler, which parses requests, keeps the connection's deadlines and
+    /// writes answers itself.
     func addAPIHandlers(application: APIApplication) throws {
-        let progress = RequestProgress()
-        try addHandler(ConnectionDeadlines(limits: application.connectionLimits, progress: progress))
-        try addHandler(APIHandler(application: application, progress: progress))
+        try addHandler(APIHandler(application: application))
     }
 }
 
@@ -138,5 +176,25 @@ struct VoteSummary: Service, CustomStringConvertible {
                 logger.info("Votes in the last 10 s", metadata: ["accepted": "\(accepted)", "rejected": "\(rejected)"])
             }
         }
+    }
+}
+
+/// Writes the refused admin attempts of each window as one audit row (see ``AdminGate``),
+/// and those of the last window when the API stops.
+struct AdminRefusalAudit: Service, CustomStringConvertible {
+    let application: APIApplication
+    let eventLoop: any EventLoop
+
+    var description: String { "AdminRefusalAudit" }
+
+    func run() async {
+        let window = Duration.seconds(application.configuration.adminRefusalWindowSeconds)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: window)
+                try? await application.auditAdminRefusals(on: eventLoop).get()
+            }
+        }
+        try? await application.auditAdminRefusals(on: eventLoop).get()
     }
 }

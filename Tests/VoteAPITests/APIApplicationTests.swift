@@ -55,15 +55,24 @@ struct APIApplicationTests {
         #expect(wrongBody.errorCode == "token_wrong_network")
     }
 
-    @Test func theProxyHeaderIsTrustedOnlyFromConfiguredProxies() throws {
+    @Test func theProxyHeaderIsTrustedOnlyFromTheProxySocketOrAConfiguredProxy() throws {
         let app = try TestApplication()
         let token = app.token(network: "10.1.2.3")
         let headers = [("Authorization", "Bearer \(token)"), ("X-Real-IP", "10.1.2.99")]
-        // From the trusted proxy (127.0.0.1) the header counts: the token passes, the broker is down.
-        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers).1.errorCode == "broker_unavailable")
-        // From anyone else it does not.
-        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers, peer: "10.1.2.3").1.errorCode == "broker_unavailable")
-        #expect(try app.send(.POST, "/api/v1/votes", body: #"{"participant":"aline"}"#, headers: headers, peer: "192.0.2.1").1.errorCode == "token_wrong_network")
+        let vote = #"{"participant":"aline"}"#
+        // On the proxy's unix socket the header counts: the token passes, the broker is down.
+        #expect(try app.send(.POST, "/api/v1/votes", body: vote, headers: headers, peer: "unix").1.errorCode == "broker_unavailable")
+        // From any TCP peer it does not, loopback included: any local process can reach the port.
+        for peer in ["127.0.0.1", "::1", "192.0.2.1"] {
+            #expect(try app.send(.POST, "/api/v1/votes", body: vote, headers: headers, peer: peer).1.errorCode == "token_wrong_network", "\(peer)")
+        }
+        // The peer's own network still counts.
+        #expect(try app.send(.POST, "/api/v1/votes", body: vote, headers: headers, peer: "10.1.2.3").1.errorCode == "broker_unavailable")
+        // A proxy on another host is trusted only when listed.
+        let listed = try TestApplication(environment: ["PAREDAO_TRUSTED_PROXIES": "192.0.2.1"])
+        #expect(try listed.send(.POST, "/api/v1/votes", body: vote, headers: [("Authorization", "Bearer \(listed.token(network: "10.1.2.3"))"), ("X-Real-IP", "10.1.2.99")], peer: "192.0.2.1").1.errorCode == "broker_unavailable")
+        // On the socket without an address header the client is unknown: refused, not the proxy's.
+        #expect(try app.send(.POST, "/api/v1/challenges", peer: "unix").1.errorCode == "invalid_client")
     }
 
     @Test func badVoteBodiesGetTheirStatus() throws {
@@ -170,8 +179,37 @@ struct SessionLimiterTests {
         #expect(spent.spend(nonce: .random(), expiresAt: 300, now: 200) == .fresh)
     }
 
+    @Test func spentChallengesExpireByWholeBucketsAndOnlyOnceExpired() {
+        let spent = SpentChallenges(capacity: 1000, bucketSeconds: 10)
+        let early = VoteID.random(), late = VoteID.random()
+        // Expiring at 105 and 119: buckets [100, 110) and [110, 120).
+        #expect(spent.spend(nonce: early, expiresAt: 105, now: 0) == .fresh)
+        #expect(spent.spend(nonce: late, expiresAt: 119, now: 0) == .fresh)
+        #expect(spent.size == (nonces: 2, buckets: 2))
+        // Before its expiry a nonce is still spent, at any time up to it.
+        #expect(spent.spend(nonce: early, expiresAt: 105, now: 104) == .spent)
+        #expect(spent.spend(nonce: late, expiresAt: 119, now: 109) == .spent)
+        // At 110 the bucket [100, 110) is gone as a whole; [110, 120) stays until 120.
+        #expect(spent.spend(nonce: .random(), expiresAt: 200, now: 110) == .fresh)
+        #expect(spent.size == (nonces: 2, buckets: 2))
+        #expect(spent.spend(nonce: late, expiresAt: 119, now: 118) == .spent)
+        #expect(spent.spend(nonce: .random(), expiresAt: 200, now: 120) == .fresh)
+        #expect(spent.size == (nonces: 2, buckets: 1))
+    }
+
+    @Test func aFullSetOfLiveNoncesRefusesAtOnceAndFreesWhenABucketExpires() {
+        let spent = SpentChallenges(capacity: 100, bucketSeconds: 10)
+        for second in 0..<100 { #expect(spent.spend(nonce: .random(), expiresAt: Int64(100 + second), now: 0) == .fresh) }
+        #expect(spent.spend(nonce: .random(), expiresAt: 300, now: 50) == .full)
+        // [100, 110) expires at 110: ten nonces' room, and no more.
+        for _ in 0..<10 { #expect(spent.spend(nonce: .random(), expiresAt: 300, now: 110) == .fresh) }
+        #expect(spent.spend(nonce: .random(), expiresAt: 300, now: 110) == .full)
+        #expect(spent.size.nonces == 100)
+    }
+
     @Test func difficultyRisesInStepsPerNetworkAndOverallUpToTheCap() {
-        let governor = DifficultyGovernor(base: 16, cap: 18)
+        let governor = DifficultyGovernor(base: 16, cap: 18, networkWindowMax: 160, overallStep: 1000)
+        #expect(governor.networkSteps == [20, 40, 80, 120] && governor.overallSteps == [1000, 2000, 4000, 8000])
         let busy = ClientNetwork(address: "198.51.100.1")!
         let quiet = ClientNetwork(address: "203.0.113.1")!
         var seen: [Int] = []
@@ -179,10 +217,34 @@ struct SessionLimiterTests {
         #expect(seen.first == 16)
         #expect(seen[19] == 16)
         #expect(seen[20] == 17)
+        #expect(seen[40] == 18)
         #expect(seen.last == 18)
         #expect(governor.difficulty(for: quiet, nowMillis: 1) == 16)
         // A new window starts over.
         #expect(governor.difficulty(for: busy, nowMillis: 20_000) == 16)
+        // Many quiet networks together raise it too.
+        let crowd = DifficultyGovernor(base: 16, cap: 30, networkWindowMax: 160, overallStep: 1000)
+        var last = 0
+        for index in 0..<9000 { last = crowd.difficulty(for: ClientNetwork(address: "10.\(index / 256 % 256).\(index % 256).1")!, nowMillis: 0) }
+        #expect(last == 16 + 4)
+    }
+
+    /// Behind the per-network limiter at its defaults (20/s, burst 60: 260 per window), one
+    /// network asking as fast as it is let through reaches every network step.
+    @Test(arguments: [(20.0, 60), (5.0, 10), (100.0, 500)])
+    func everyNetworkStepIsReachableBehindTheNetworkLimit(rate: Double, burst: Int) {
+        let limiter = NetworkLimiter(ratePerSecond: rate, burst: burst, maxNetworks: 1024)
+        let windowMax = DifficultyGovernor.networkWindowMax(ratePerSecond: rate, burst: burst)
+        let governor = DifficultyGovernor(base: 16, cap: 30, networkWindowMax: windowMax, overallStep: 1_000_000)
+        let network = ClientNetwork(address: "198.51.100.1")!
+        var highest = 0, admitted = 0
+        // One try per millisecond for one window.
+        for millis in Int64(0)..<DifficultyGovernor.windowMillis where limiter.admit(network, nowMillis: millis) == nil {
+            admitted += 1
+            highest = max(highest, governor.difficulty(for: network, nowMillis: millis))
+        }
+        #expect(admitted <= windowMax && admitted >= windowMax - 2, "\(admitted) of \(windowMax)")
+        #expect(highest == 16 + DifficultyGovernor.networkStepEighths.count)
     }
 }
 
@@ -274,8 +336,9 @@ struct NetworkLimitTests {
         #expect(limited.status == .tooManyRequests)
         #expect(body.errorCode == "rate_limited")
         #expect(limited.headers.contains { $0.0 == "Retry-After" })
-        // Behind a trusted proxy the limit follows the client's network, not the proxy's.
-        #expect(try app.send(.POST, "/api/v1/challenges", headers: [("X-Real-IP", "203.0.113.9")]).0.status == .created)
+        // Behind the proxy the limit follows the client's network, not the proxy's; a TCP peer's header is not believed.
+        #expect(try app.send(.POST, "/api/v1/challenges", headers: [("X-Real-IP", "203.0.113.9")]).0.status == .tooManyRequests)
+        #expect(try app.send(.POST, "/api/v1/challenges", headers: [("X-Real-IP", "203.0.113.9")], peer: "unix").0.status == .created)
         let session = #"{"challenge":"x","counter":1}"#
         #expect(try app.send(.POST, "/api/v1/sessions", body: session).1.errorCode == "challenge_invalid")
         #expect(try app.send(.POST, "/api/v1/sessions", body: session).1.errorCode == "challenge_invalid")

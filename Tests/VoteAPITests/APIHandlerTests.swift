@@ -45,6 +45,41 @@ struct APIHandlerTests {
         #expect(APIHandler.requestID(from: HTTPHeaders([("X-Request-ID", "a b")])) != "a b")
     }
 
+    @Test func onlyAConnectionOnTheProxySocketIsBelievedAboutTheClient() throws {
+        let app = try TestApplication(environment: ["PAREDAO_NETWORK_SESSION_BURST": "1", "PAREDAO_NETWORK_SESSION_RATE": "0.01"])
+        func challenges(onProxySocket: Bool) throws -> [String] {
+            let channel = EmbeddedChannel()
+            if onProxySocket { channel.localAddress = try SocketAddress(unixDomainSocketPath: "/tmp/paredao-test.sock") }
+            try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+            return try ["198.51.100.1", "198.51.101.1"].map { address in
+                try channel.writeInbound(ByteBuffer(string: "POST /api/v1/challenges HTTP/1.1\r\nHost: x\r\nX-Real-IP: \(address)\r\nContent-Length: 0\r\n\r\n"))
+                return String(try output(channel).prefix(12))
+            }
+        }
+        // Over TCP (loopback) the header is ignored: both count against 127.0.0.0/24, the second is 429.
+        #expect(try challenges(onProxySocket: false) == ["HTTP/1.1 201", "HTTP/1.1 429"])
+        // On the socket each is its own network.
+        #expect(try challenges(onProxySocket: true) == ["HTTP/1.1 201", "HTTP/1.1 201"])
+    }
+
+    @Test func madeUpMethodsAndPathsDoNotMintMetricSeries() throws {
+        let (channel, app) = try channel()
+        // 1,000 made-up methods on a real route and 1,000 made-up paths, as one client would.
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        for index in 0..<1000 {
+            let method = "Q" + String(letters[index / 26 % 26]) + String(letters[index % 26]) + String(letters[index / 676])
+            try channel.writeInbound(ByteBuffer(string: "\(method) /api/v1/poll HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try channel.writeInbound(ByteBuffer(string: "GET /made-up/\(index) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            let text = try output(channel)
+            #expect(text.hasPrefix("HTTP/1.1 405") && text.contains("HTTP/1.1 404"), "\(method): \(text.prefix(40))")
+        }
+        let series = app.application.metrics.requestSeriesCount
+        // poll × {other} × 405 and unmatched × {other} × 404: two counters, two timers.
+        #expect(series.counters == 2 && series.timers == 2, "\(series)")
+        #expect(series.counters <= APIMetrics.maxRequestSeries)
+    }
+
     @Test func aBodyOverTheLimitIs413AndTheConnectionCloses() throws {
         let (channel, _) = try channel()
         let body = String(repeating: "x", count: 65)
@@ -262,6 +297,62 @@ struct APIHandlerTests {
         try channel.writeInbound(ByteBuffer(string: "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"par"))
         channel.embeddedEventLoop.advanceTime(by: .seconds(12))
         #expect(try output(channel).hasPrefix("HTTP/1.1 408"))
+        #expect(!channel.isActive)
+    }
+
+    /// A connection whose first request is answered later (a vote waiting for its confirm).
+    func holdingChannel() throws -> (EmbeddedChannel, TestApplication) {
+        let app = try TestApplication(publisher: ScriptedPublisher(outcome: .success(()), holding: true))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addAPIHandlers(application: app.application)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        return (channel, app)
+    }
+
+    @Test func aHeadPipelinedBehindAVoteWaitingForItsConfirmStillHasItsBodyDeadline() throws {
+        // Issue 27: a vote, then a second head whose body never comes, then silence. The
+        // connection was never timed out (the body deadline was lost while the vote was
+        // being answered); one such socket per slot filled the connection limit.
+        let (channel, app) = try holdingChannel()
+        try channel.writeInbound(ByteBuffer(string: voteRequest(app, participant: "aline") + "POST /api/v1/votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n"))
+        channel.embeddedEventLoop.run()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        app.publisher.release()
+        channel.embeddedEventLoop.run()
+        #expect(try output(channel).hasPrefix("HTTP/1.1 202"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        #expect(channel.isActive, "9 s after the second head: within the 10 s body deadline")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 408"))
+        #expect(text.contains(#""code":"request_timeout""#))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aPartialHeadPipelinedBehindAVoteWaitingForItsConfirmStillHasItsHeaderDeadline() throws {
+        let (channel, app) = try holdingChannel()
+        try channel.writeInbound(ByteBuffer(string: voteRequest(app, participant: "aline") + "GET /healthz HTTP/1.1\r\nHo"))
+        channel.embeddedEventLoop.run()
+        app.publisher.release()
+        channel.embeddedEventLoop.run()
+        #expect(try output(channel).hasPrefix("HTTP/1.1 202"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(12))
+        #expect(try output(channel).hasPrefix("HTTP/1.1 408"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aReceiveDeadlineThatPassesWhileAnAnswerIsDueWaitsForItSoThe408NeverOvertakesIt() throws {
+        let (channel, app) = try holdingChannel()
+        try channel.writeInbound(ByteBuffer(string: voteRequest(app, participant: "aline") + "GET /healthz HTTP/1.1\r\nHo"))
+        channel.embeddedEventLoop.run()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(15))
+        #expect(try output(channel).isEmpty, "the vote's answer comes first")
+        #expect(channel.isActive)
+        app.publisher.release()
+        channel.embeddedEventLoop.run()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let answers = try output(channel).components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+        #expect(answers == ["202", "408"])
         #expect(!channel.isActive)
     }
 

@@ -44,11 +44,12 @@ struct TestApplication {
 
     /// Sends one request and returns its answer, waiting for a deferred one. Deferred
     /// answers complete from other threads (the store, the publisher), so they run on a
-    /// real event loop, not the embedded one.
+    /// real event loop, not the embedded one. A `peer` of `unix` is a connection on the
+    /// proxy's unix socket.
     func send(_ method: HTTPMethod, _ uri: String, body: String? = nil, headers: [(String, String)] = [], peer: String = "127.0.0.1") throws -> (APIResponse, [String: Any]) {
         var httpHeaders = HTTPHeaders(headers)
         if body != nil, !headers.contains(where: { $0.0.lowercased() == "content-type" }) { httpHeaders.add(name: "Content-Type", value: "application/json") }
-        let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peer: application.peer(address: peer), requestID: "test")
+        let request = APIRequest(method: method, uri: uri, route: Route(uri: uri), headers: httpHeaders, body: body.map { ByteBuffer(string: $0) }, peer: application.peer(address: peer, onProxySocket: peer == "unix"), requestID: "test")
         let response: APIResponse
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         switch application.handle(request, on: eventLoop) {

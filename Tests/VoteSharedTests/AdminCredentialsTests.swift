@@ -31,6 +31,14 @@ struct AdminCredentialsTests {
         #expect(credentials.authenticate(authorization: "Bearer\u{0}produtor:0123456789abcdefXYZ") == .missing)
     }
 
+    @Test func aClaimedNameIsOneOfOursOrNone() {
+        #expect(credentials.claimedName(authorization: "Bearer produtor:wrong") == "produtor")
+        #expect(credentials.claimedName(authorization: "Bearer ops:another-secret-of-length") == "ops")
+        for header in [nil, "", "Bearer nobody:x", "Bearer produtor", "Basic cHJvZHV0b3I6eA==", "Bearer :x"] {
+            #expect(credentials.claimedName(authorization: header) == nil)
+        }
+    }
+
     @Test func noCredentialsAcceptNothing() throws {
         let none = try AdminCredentials(lines: "")
         #expect(none.isEmpty)

@@ -656,8 +656,12 @@ class PagesTest(unittest.TestCase):
         self.assertEqual(cells[1], name, cells)
         self.assertEqual(cells[2], "encerrou", cells)
         self.assertEqual(cells[5], "127.0.0.1", cells)
-        self.assertTrue(d.find_elements(By.CSS_SELECTOR, "#tabela-auditoria tbody tr[data-action='auth_refused']"),
-                        "the wrong credential is not in the audit log")
+        # the refused credentials: one summary row per window (2 s in this stack), not one per try
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#tabela-auditoria tbody tr[data-action='auth_refused']"), 20,
+                  "the wrong credential is not in the audit log")
+        refused = d.find_element(By.CSS_SELECTOR, "#tabela-auditoria tbody tr[data-action='auth_refused']")
+        self.assertIn("recusa", refused.text)
+        self.assertIn("127.0.0.1", refused.text)
         # closing it again: 409
         status, _, body = self.admin_api("POST", "/polls/%s/close" % current["id"])
         self.assertEqual((status, body["error"]["code"]), (409, "poll_not_open"))

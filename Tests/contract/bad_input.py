@@ -605,6 +605,34 @@ def held_connections(suite):
             conn.close()
 
 
+@case("slow clients", "a head pipelined behind a vote, then silence: closed by the header deadline")
+def pipelined_behind_vote(suite):
+    """Issue 27: a request answered later (the vote waits for its confirm) with a second head
+    pipelined behind it that never ends. The API's header deadline (10 s) must close it;
+    before the fix it stayed open for good. Checked with a held admin request and a
+    half-sent body on a second connection at the same time."""
+    vote = suite.vote(b'{"participant":"aline"}')
+    partial_head = b"GET /total HTTP/1.1\r\n" + suite.host_header()
+    admin = suite.request("POST", "/api/v1/admin/polls/nope/close", content_type=None,
+                          headers=["Authorization: Bearer produtor:wrong-secret-wrong-secret"])
+    partial_body = b"POST /api/v1/votes HTTP/1.1\r\n" + suite.host_header() + b"Content-Length: 40\r\nContent-Type: application/json\r\n\r\n{\"par"
+    first, second = suite.connect(timeout=20), suite.connect(timeout=20)
+    try:
+        first.send(vote + partial_head)
+        second.send(admin + partial_body)
+        answers = [first.read_response(), second.read_response()]
+        problems = suite.check(answers[0], 202) + suite.check(answers[1], {403, 429})
+        started = time.monotonic()
+        closed = [first.closed_by_peer(16), second.closed_by_peer(max(0.1, 16 - (time.monotonic() - started)))]
+        held = time.monotonic() - started
+        if not all(closed):
+            problems.append(f"still open {held:.0f} s after the answers (closed: {closed})")
+        return f"{[a.status if a else None for a in answers]}, closed after {held:.1f} s", problems
+    finally:
+        first.close()
+        second.close()
+
+
 @case("slow clients", "request sent and connection half-closed")
 def half_closed(suite):
     conn = suite.connect()

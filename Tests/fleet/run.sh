@@ -102,7 +102,8 @@ stop_service() {
 
 start_api() {
   start_service "api-$1" "http://127.0.0.1:${API_PORT[$1]}/readyz" \
-    env PAREDAO_API_PORT="${API_PORT[$1]}" PAREDAO_API_METRICS_PORT="${API_METRICS_PORT[$1]}" "$(bin_path)/VoteAPI"
+    env PAREDAO_API_PORT="${API_PORT[$1]}" PAREDAO_API_METRICS_PORT="${API_METRICS_PORT[$1]}" \
+    PAREDAO_API_SOCKET="$FLEET/run/api-$1.sock" "$(bin_path)/VoteAPI"
 }
 
 start_consumer() {
@@ -114,7 +115,7 @@ start_nginx() {
   head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$FLEET/panel-password"
   "$ROOT/nginx/make-htpasswd.sh" produtor "$FLEET/panel-password" "$FLEET/htpasswd" >/dev/null
   "$ROOT/nginx/nginx.sh" start --prefix "$FLEET/nginx" --listen "127.0.0.1:$WEB_PORT" \
-    --api "127.0.0.1:${API_PORT[a]}" --api "127.0.0.1:${API_PORT[b]}" --htpasswd "$FLEET/htpasswd" \
+    --api "unix:$FLEET/run/api-a.sock" --api "unix:$FLEET/run/api-b.sock" --htpasswd "$FLEET/htpasswd" \
     --workers 1 --vote-rate 100000r/s --vote-burst 100000 --session-rate 1000r/s --session-burst 1000 \
     --conn-limit 65000 >/dev/null
   wait_http "http://127.0.0.1:$WEB_PORT/" 30

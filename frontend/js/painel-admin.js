@@ -227,6 +227,7 @@
     let detail;
     try { detail = JSON.parse(entry.detail || '{}'); } catch (err) { return String(entry.detail || '—'); }
     if (!detail || typeof detail !== 'object') return String(entry.detail || '—');
+    if (entry.action === 'auth_refused' && typeof detail.refused === 'number') return refusalsText(detail);
     const parts = [];
     if (detail.title) parts.push('título: ' + detail.title);
     if (Array.isArray(detail.participants)) parts.push('participantes: ' + detail.participants.join(', '));
@@ -234,6 +235,20 @@
       if (k !== 'title' && k !== 'participants') parts.push(k + ': ' + String(detail[k]));
     });
     return parts.join('; ') || '—';
+  }
+
+  /* One row sums a window of refused credentials: "3 recusas de 1 rede em 60 s; mais:
+     127.0.0.1 (nome produtor) ×2". */
+  function refusalsText(detail) {
+    const n = detail.refused;
+    let text = n + (n === 1 ? ' recusa' : ' recusas') + ' de ' + detail.networks + (detail.networks === 1 ? ' rede' : ' redes') + ' em ' + detail.seconds + ' s';
+    const top = Array.isArray(detail.top) ? detail.top.slice(0, 3) : [];
+    if (top.length) {
+      text += '; mais: ' + top.map(function (t) {
+        return String(t.client) + (t.name && t.name !== 'unknown' ? ' (nome ' + t.name + ')' : '') + ' ×' + t.refused;
+      }).join(', ');
+    }
+    return text;
   }
 
   function renderAudit(entries) {

@@ -2,6 +2,8 @@
 # The application stack (VoteConsumer, VoteAPI and nginx in front of it) started from one
 # folder of binaries into one state folder DIR, and stopped again by the PIDs kept there:
 #   DIR/run/consumer.pid, DIR/run/api.pid   PID files
+#   DIR/run/api.sock                        the API's unix socket, nginx's upstream (the API
+#                                           believes X-Real-IP only there)
 #   DIR/log/consumer.log, DIR/log/api.log   output of the two processes (appended)
 #   DIR/nginx/                              nginx prefix (nginx.conf, nginx.pid, logs/)
 # Used by scripts/test-stack.sh and bench/run.sh (./run.sh uses supervise.sh). Source it; it only
@@ -72,7 +74,7 @@ stack_options() {
 # until it answers.
 stack_start() {
   # shellcheck disable=SC2034  # metrics: stack_options sets it, the supervisor's config uses it
-  local dir="" bin="" api_port="" web_port="" password="" htpasswd="" metrics="" extra=() root api_pid
+  local dir="" bin="" api_port="" web_port="" password="" htpasswd="" metrics="" extra=() root api_pid socket
   stack_options "$@" || return 2
   if [[ -z "$dir" || -z "$bin" || -z "$api_port" || -z "$web_port" || -z "$password" ]]; then
     proc_log "stack_start: --dir, --bin, --api-port, --web-port and --password are required"
@@ -80,9 +82,11 @@ stack_start() {
   fi
   root="$(stack_root)"
   htpasswd="${htpasswd:-$dir/nginx/htpasswd}"
+  mkdir -p "$dir/run" || return 1
+  socket="$(cd "$dir/run" && pwd)/api.sock"
 
   stack_start_process "$dir" consumer "$bin/VoteConsumer" || return 1
-  stack_start_process "$dir" api env PAREDAO_API_PORT="$api_port" "$bin/VoteAPI" || return 1
+  stack_start_process "$dir" api env PAREDAO_API_PORT="$api_port" PAREDAO_API_SOCKET="$socket" "$bin/VoteAPI" || return 1
   api_pid="$(stack_pid "$dir" api)" || { stack_fail "$dir" api "VoteAPI exited at once"; return 1; }
   wait_http "http://127.0.0.1:$api_port/readyz" 60 "$api_pid" || { stack_fail "$dir" api "VoteAPI is not ready"; return 1; }
   stack_pid "$dir" consumer >/dev/null || { stack_fail "$dir" consumer "VoteConsumer exited"; return 1; }
@@ -92,7 +96,7 @@ stack_start() {
     proc_log "nginx already running for $dir/nginx"
   else
     "$root/nginx/nginx.sh" start --prefix "$dir/nginx" --listen "127.0.0.1:$web_port" \
-      --api "127.0.0.1:$api_port" --htpasswd "$htpasswd" "${extra[@]}" >/dev/null || return 1
+      --api "unix:$socket" --htpasswd "$htpasswd" "${extra[@]}" >/dev/null || return 1
   fi
   wait_http "http://127.0.0.1:$web_port/" 30
 }

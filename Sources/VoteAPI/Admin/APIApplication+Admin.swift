@@ -5,28 +5,38 @@ import VoteShared
 import VoteStore
 
 /// The admin API (`/api/v1/admin/…`): polls created and edited as drafts, opened and
-/// closed on air, and the audit log. Every request passes a strict rate limit per client
-/// network, then the admin credential (`401` without one, `403` with a wrong one, both in
-/// the same JSON error shape); every change, and every refusal, is written to the audit log.
+/// closed on air, and the audit log. The credential is checked first (`401` without one,
+/// `403` with a wrong one, both in the same JSON error shape): an authenticated request
+/// spends its credential's rate, a refused one its network's failure budget (``AdminGate``).
+/// Every change is written to the audit log; refusals are summed into one row per window.
 extension APIApplication {
     func admin(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
         guard !adminCredentials.isEmpty else { return .now(APIResponse(error: .adminDisabled)) }
         let client = clientAddress(request)
         let now = Timestamp.nowMillis()
-        if let network = clientNetwork(request), let retryAfter = adminLimiter.admit(network, nowMillis: now) {
+        let authorization = request.headers.first(name: "Authorization")
+        let refusal: AdminGate.Refusal
+        switch adminCredentials.authenticate(authorization: authorization) {
+        case .valid(let name):
+            if let retryAfter = adminGate.admitAuthenticated(name: name, nowMillis: now) {
+                return .now(APIResponse(error: .adminRateLimited(retryAfter: retryAfter)))
+            }
+            return adminAction(request, by: PollDirectory.Actor(name: name, client: client), on: eventLoop)
+        case .missing:
+            refusal = .missing
+        case .wrong:
+            refusal = .wrong
+        }
+        let claimed = adminCredentials.claimedName(authorization: authorization)
+        if let retryAfter = adminGate.refuse(client: client, network: clientNetwork(request), claimedName: claimed, nowMillis: now) {
+            metrics.adminRefused(.limited)
             return .now(APIResponse(error: .adminRateLimited(retryAfter: retryAfter)))
         }
-        let name: String
-        switch adminCredentials.authenticate(authorization: request.headers.first(name: "Authorization")) {
-        case .missing:
-            return .now(APIResponse(error: .adminCredentialMissing))
-        case .wrong:
-            let entry = AuditEntry(atMillis: now, actor: "-", action: "auth_refused", pollID: "", detail: "\(request.method.rawValue) \(request.route.rawValue)", client: client)
-            return .later(polls.audit(entry, on: eventLoop).map { APIResponse(error: .adminCredentialWrong) })
-        case .valid(let valid):
-            name = valid
-        }
-        let actor = PollDirectory.Actor(name: name, client: client)
+        metrics.adminRefused(refusal)
+        return .now(APIResponse(error: refusal == .wrong ? .adminCredentialWrong : .adminCredentialMissing))
+    }
+
+    private func adminAction(_ request: APIRequest, by actor: PollDirectory.Actor, on eventLoop: any EventLoop) -> APIAnswer {
         let pollID = Route.pollID(in: request.uri) ?? ""
         switch (request.route, request.method) {
         case (.adminPolls, .GET), (.adminPolls, .HEAD):
@@ -53,12 +63,12 @@ extension APIApplication {
         }
     }
 
-    /// The client's address, as the vote path trusts it (a trusted proxy's X-Real-IP).
-    func clientAddress(_ request: APIRequest) -> String {
-        if request.peer.isTrustedProxy, let real = request.headers.first(name: "X-Real-IP"), ClientNetwork(address: real.trimmingSpaces) != nil {
-            return String(real.trimmingSpaces)
-        }
-        return request.peer.address
+    /// Writes the refused admin attempts counted since the last call as one audit row
+    /// (nothing when there were none).
+    func auditAdminRefusals(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let summary = adminGate.takeSummary() else { return eventLoop.makeSucceededVoidFuture() }
+        let entry = AdminGate.auditEntry(summary, windowSeconds: configuration.adminRefusalWindowSeconds, atMillis: Timestamp.nowMillis())
+        return polls.audit(entry, on: eventLoop)
     }
 
     private func pollList() -> APIResponse {

@@ -25,9 +25,11 @@ enum APISettings {
     static let challengeLifetimeSeconds = Setting("PAREDAO_CHALLENGE_TTL_SECONDS", default: 120, help: "how long a challenge may be solved").within(5...3600)
     static let baseDifficulty = Setting("PAREDAO_POW_DIFFICULTY", default: 16, help: "leading zero bits asked when traffic is normal").within(0...Challenge.maximumDifficulty)
     static let maxDifficulty = Setting("PAREDAO_POW_MAX_DIFFICULTY", default: 19, help: "cap of the adaptive difficulty").within(0...Challenge.maximumDifficulty)
+    static let powOverallStep = Setting("PAREDAO_POW_OVERALL_STEP", default: 3000, help: "challenges per 10 s at this instance, all networks together, that add one difficulty bit; each doubling adds another").within(1...100_000_000)
     static let networkSessionRate = Setting("PAREDAO_NETWORK_SESSION_RATE", default: 20.0, help: "challenges, and sessions, per client network (/24 or /48) per second, sustained; more get 429").within(0.01...1_000_000)
     static let networkSessionBurst = Setting("PAREDAO_NETWORK_SESSION_BURST", default: 60, help: "challenges, and sessions, per client network in a burst").within(1...10_000_000)
-    static let trustedProxies = Setting("PAREDAO_TRUSTED_PROXIES", default: ["127.0.0.1", "::1"], help: "peers whose X-Real-IP / X-Forwarded-For is believed")
+    static let proxySocket = Setting("PAREDAO_API_SOCKET", default: "", help: "also listen on this unix socket, for the local nginx: only its connections may say who the client is (X-Real-IP); empty = none")
+    static let trustedProxies = Setting("PAREDAO_TRUSTED_PROXIES", default: [String](), help: "TCP peers whose X-Real-IP / X-Forwarded-For is believed (a proxy on another host); empty = none, since any local process can reach the TCP port")
     static let maxTrackedSessions = Setting("PAREDAO_MAX_TRACKED_SESSIONS", default: 1_000_000, help: "sessions whose rate and budget are tracked in memory").within(16...100_000_000)
     static let verifiedTokenSlots = Setting("PAREDAO_VERIFIED_TOKEN_SLOTS", default: 262_144, help: "session tokens remembered as verified, so repeat votes skip the HMAC (80 B each; 0 = off)").within(0...100_000_000)
     static let idleTimeoutSeconds = Setting("PAREDAO_IDLE_TIMEOUT_SECONDS", default: 75, help: "a keep-alive connection idle this long is closed (keep it above nginx's upstream keepalive_timeout, 60 s)").within(1...3600)
@@ -42,8 +44,11 @@ enum APISettings {
     static let pollsRefreshMillis = Setting("PAREDAO_POLLS_REFRESH_MS", default: 1000, help: "how often the polls are re-read from the store (an admin change reaches every instance within this)").within(10...60_000)
     static let pollCloseDelayMillis = Setting("PAREDAO_POLL_CLOSE_DELAY_MS", default: 2500, help: "\"close now\" stops counting votes this long after the click, so every instance knows first (more than the polls refresh)").within(0...600_000)
     static let adminTokenFile = Setting("PAREDAO_ADMIN_TOKEN_FILE", default: "var/secrets/admin-token", help: "admin credentials (name:secret per line); missing = admin API disabled")
-    static let adminRate = Setting("PAREDAO_ADMIN_RATE", default: 1.0, help: "admin requests per client network per second, sustained; more get 429").within(0.001...1000)
-    static let adminBurst = Setting("PAREDAO_ADMIN_BURST", default: 20, help: "admin requests per client network in a burst").within(1...10_000)
+    static let adminRate = Setting("PAREDAO_ADMIN_RATE", default: 10.0, help: "authenticated admin requests per credential per second, sustained; more get 429").within(0.001...1000)
+    static let adminBurst = Setting("PAREDAO_ADMIN_BURST", default: 200, help: "authenticated admin requests per credential in a burst").within(1...100_000)
+    static let adminFailureRate = Setting("PAREDAO_ADMIN_FAILURE_RATE", default: 0.2, help: "refused admin attempts (no or wrong credential) per client network per second, sustained; more get 429").within(0.001...1000)
+    static let adminFailureBurst = Setting("PAREDAO_ADMIN_FAILURE_BURST", default: 10, help: "refused admin attempts per client network in a burst").within(1...10_000)
+    static let adminRefusalWindowSeconds = Setting("PAREDAO_ADMIN_REFUSAL_WINDOW_SECONDS", default: 60, help: "refused admin attempts are summed into one audit row per window this long").within(1...86_400)
 }
 
 /// `VoteAPI`'s command line: every setting as a flag that wins over its environment variable.
@@ -74,8 +79,10 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.challengeLifetimeSeconds.flag), help: APISettings.challengeLifetimeSeconds.argumentHelp) var challengeLifetimeSeconds: String?
     @Option(name: .customLong(APISettings.baseDifficulty.flag), help: APISettings.baseDifficulty.argumentHelp) var baseDifficulty: String?
     @Option(name: .customLong(APISettings.maxDifficulty.flag), help: APISettings.maxDifficulty.argumentHelp) var maxDifficulty: String?
+    @Option(name: .customLong(APISettings.powOverallStep.flag), help: APISettings.powOverallStep.argumentHelp) var powOverallStep: String?
     @Option(name: .customLong(APISettings.networkSessionRate.flag), help: APISettings.networkSessionRate.argumentHelp) var networkSessionRate: String?
     @Option(name: .customLong(APISettings.networkSessionBurst.flag), help: APISettings.networkSessionBurst.argumentHelp) var networkSessionBurst: String?
+    @Option(name: .customLong(APISettings.proxySocket.flag), help: APISettings.proxySocket.argumentHelp) var proxySocket: String?
     @Option(name: .customLong(APISettings.trustedProxies.flag), help: APISettings.trustedProxies.argumentHelp) var trustedProxies: String?
     @Option(name: .customLong(APISettings.maxTrackedSessions.flag), help: APISettings.maxTrackedSessions.argumentHelp) var maxTrackedSessions: String?
     @Option(name: .customLong(APISettings.verifiedTokenSlots.flag), help: APISettings.verifiedTokenSlots.argumentHelp) var verifiedTokenSlots: String?
@@ -93,6 +100,9 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.adminTokenFile.flag), help: APISettings.adminTokenFile.argumentHelp) var adminTokenFile: String?
     @Option(name: .customLong(APISettings.adminRate.flag), help: APISettings.adminRate.argumentHelp) var adminRate: String?
     @Option(name: .customLong(APISettings.adminBurst.flag), help: APISettings.adminBurst.argumentHelp) var adminBurst: String?
+    @Option(name: .customLong(APISettings.adminFailureRate.flag), help: APISettings.adminFailureRate.argumentHelp) var adminFailureRate: String?
+    @Option(name: .customLong(APISettings.adminFailureBurst.flag), help: APISettings.adminFailureBurst.argumentHelp) var adminFailureBurst: String?
+    @Option(name: .customLong(APISettings.adminRefusalWindowSeconds.flag), help: APISettings.adminRefusalWindowSeconds.argumentHelp) var adminRefusalWindowSeconds: String?
 }
 
 /// Everything VoteAPI reads at start-up.
@@ -119,8 +129,10 @@ struct APIConfiguration: Sendable {
     var baseDifficulty: Int
     var maxDifficulty: Int
     var networkSessionRate: Double
+    var powOverallStep: Int
     var networkSessionBurst: Int
     var trustedProxies: [String]
+    var proxySocket: String
     var maxTrackedSessions: Int
     var verifiedTokenSlots: Int
     var connectionLimits: ConnectionLimits
@@ -133,6 +145,9 @@ struct APIConfiguration: Sendable {
     var adminTokenFile: String
     var adminRate: Double
     var adminBurst: Int
+    var adminFailureRate: Double
+    var adminFailureBurst: Int
+    var adminRefusalWindowSeconds: Int
 
     init(_ command: VoteAPICommand, environment: [String: String]) throws(ConfigurationError) {
         let env = environment
@@ -157,9 +172,14 @@ struct APIConfiguration: Sendable {
         challengeLifetimeSeconds = try APISettings.challengeLifetimeSeconds.value(flag: command.challengeLifetimeSeconds, environment: env)
         baseDifficulty = try APISettings.baseDifficulty.value(flag: command.baseDifficulty, environment: env)
         maxDifficulty = try APISettings.maxDifficulty.value(flag: command.maxDifficulty, environment: env)
+        powOverallStep = try APISettings.powOverallStep.value(flag: command.powOverallStep, environment: env)
         networkSessionRate = try APISettings.networkSessionRate.value(flag: command.networkSessionRate, environment: env)
         networkSessionBurst = try APISettings.networkSessionBurst.value(flag: command.networkSessionBurst, environment: env)
         trustedProxies = try APISettings.trustedProxies.value(flag: command.trustedProxies, environment: env)
+        proxySocket = try APISettings.proxySocket.value(flag: command.proxySocket, environment: env)
+        guard proxySocket.utf8.count < 100 else {
+            throw ConfigurationError(key: APISettings.proxySocket.key, message: "a unix socket path must be shorter than 100 bytes (\(proxySocket.utf8.count))")
+        }
         maxTrackedSessions = try APISettings.maxTrackedSessions.value(flag: command.maxTrackedSessions, environment: env)
         verifiedTokenSlots = try APISettings.verifiedTokenSlots.value(flag: command.verifiedTokenSlots, environment: env)
         connectionLimits = ConnectionLimits(
@@ -178,6 +198,9 @@ struct APIConfiguration: Sendable {
         adminTokenFile = try APISettings.adminTokenFile.value(flag: command.adminTokenFile, environment: env)
         adminRate = try APISettings.adminRate.value(flag: command.adminRate, environment: env)
         adminBurst = try APISettings.adminBurst.value(flag: command.adminBurst, environment: env)
+        adminFailureRate = try APISettings.adminFailureRate.value(flag: command.adminFailureRate, environment: env)
+        adminFailureBurst = try APISettings.adminFailureBurst.value(flag: command.adminFailureBurst, environment: env)
+        adminRefusalWindowSeconds = try APISettings.adminRefusalWindowSeconds.value(flag: command.adminRefusalWindowSeconds, environment: env)
         guard maxDifficulty >= baseDifficulty else {
             throw ConfigurationError(key: APISettings.maxDifficulty.key, message: "must be at least \(APISettings.baseDifficulty.key) (\(baseDifficulty))")
         }

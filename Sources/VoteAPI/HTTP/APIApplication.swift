@@ -22,8 +22,8 @@ final class APIApplication: Sendable {
     let trustedProxies: Set<String>
     let connectionLimits: ConnectionLimits
     let adminCredentials: AdminCredentials
-    /// Admin requests per client network (strict: a handful of producers use it).
-    let adminLimiter: NetworkLimiter
+    /// Admin requests: per credential once authenticated, per network when refused.
+    let adminGate: AdminGate
 
     init(
         configuration: APIConfiguration, polls: PollDirectory, keyring: TokenKeyring, adminCredentials: AdminCredentials,
@@ -37,12 +37,19 @@ final class APIApplication: Sendable {
         self.totals = totals
         limiter = SessionLimiter(ratePerSecond: configuration.voteRatePerSecond, burst: configuration.voteBurst, maxSessions: configuration.maxTrackedSessions)
         spentChallenges = SpentChallenges(capacity: configuration.maxTrackedSessions)
-        governor = DifficultyGovernor(base: configuration.baseDifficulty, cap: configuration.maxDifficulty)
+        governor = DifficultyGovernor(
+            base: configuration.baseDifficulty, cap: configuration.maxDifficulty,
+            networkWindowMax: DifficultyGovernor.networkWindowMax(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst),
+            overallStep: configuration.powOverallStep
+        )
         challengeLimiter = NetworkLimiter(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst, maxNetworks: configuration.maxTrackedSessions)
         sessionLimiter = NetworkLimiter(ratePerSecond: configuration.networkSessionRate, burst: configuration.networkSessionBurst, maxNetworks: configuration.maxTrackedSessions)
         trustedProxies = Set(configuration.trustedProxies)
         connectionLimits = configuration.connectionLimits
-        adminLimiter = NetworkLimiter(ratePerSecond: configuration.adminRate, burst: configuration.adminBurst, maxNetworks: 65_536)
+        adminGate = AdminGate(
+            authenticatedRate: configuration.adminRate, authenticatedBurst: configuration.adminBurst,
+            failureRate: configuration.adminFailureRate, failureBurst: configuration.adminFailureBurst
+        )
     }
 
     /// Answers one request.

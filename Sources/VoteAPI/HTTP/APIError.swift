@@ -121,6 +121,9 @@ struct APIError: Error, Equatable {
     static let pollClosed = APIError(status: .conflict, code: "poll_closed", message: "Voting for this paredão has ended; the result is final.")
 
     static let pollNotOpen = APIError(status: .conflict, code: "poll_not_open", message: "No paredão is open for voting right now.")
+    /// A vote naming a poll that is not the open one and never aired (a draft or an unknown
+    /// id): the same answer for both, so a vote cannot tell whether a draft exists.
+    static let namedPollNotOpen = APIError(status: .conflict, code: "poll_not_open", message: "This paredão is not open for voting.")
 
     static let pollsUnavailable = APIError(status: .serviceUnavailable, code: "polls_unavailable", message: "The polls cannot be read right now; retry shortly.", retryAfterSeconds: 1)
 

@@ -40,22 +40,37 @@ final class APIHandler: ChannelDuplexHandler {
     private var unparsed: ByteBuffer?
     /// Parsing stopped for good: the bytes were not HTTP, or the connection is gone.
     private var parsingEnded = false
-    /// Shared with the connection's `ConnectionDeadlines`.
-    private let progress: RequestProgress
+    /// The connection's deadlines, checked once a second by `deadlineCheck`.
+    private var deadlines: ConnectionDeadlines
+    private var deadlineCheck: RepeatedTask?
     private var peer: Peer?
     private var cachedMetrics: CachedMetrics?
     /// The connection's deadlines were told it is idle (and nothing arrived since).
     private var idleReported = true
 
-    init(application: APIApplication, progress: RequestProgress) {
+    init(application: APIApplication) {
         self.application = application
-        self.progress = progress
+        deadlines = ConnectionDeadlines(limits: application.connectionLimits, openedAt: .now())
         logsEveryRequest = logger.logLevel <= .debug
         machine = HTTPConnectionStateMachine(maxBodyBytes: application.configuration.maxBodyBytes, maxWaitingRequests: Self.maxWaitingRequests)
         parser = HTTPRequestParser(limits: .init(maxHeaderFields: application.connectionLimits.maxHeaderFields, maxHeaderBytes: application.connectionLimits.maxHeaderBytes))
     }
 
     // MARK: Events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        deadlines.becameIdle(at: context.eventLoop.now)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadlineCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let (handler, context) = loopBound.value
+            handler.checkDeadlines(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadlineCheck?.cancel()
+        deadlineCheck = nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !parsingEnded else { return }
@@ -79,7 +94,10 @@ final class APIHandler: ChannelDuplexHandler {
             perform(machine.parseErrorCaught(now: context.eventLoop.now), context: context)
             return
         }
-        if !parsingEnded, buffer.readableBytes > 0 { unparsed = buffer }
+        if !parsingEnded, buffer.readableBytes > 0 {
+            unparsed = buffer
+            deadlines.headPending(at: context.eventLoop.now)
+        }
     }
 
     private func received(_ part: HTTPRequestParser.Part, context: ChannelHandlerContext) {
@@ -90,14 +108,14 @@ final class APIHandler: ChannelDuplexHandler {
             // it refuses (an action at once), the rest would be ignored anyway.
             action = headReceived(head, facts, context: context)
             if case .none = action, let body { action = machine.bodyReceived(body) }
-            progress.requestReceived()
+            deadlines.requestReceived()
             if case .none = action { action = machine.endReceived() }
         case .head(let head, let facts):
             action = headReceived(head, facts, context: context)
         case .body(let chunk):
             action = machine.bodyReceived(chunk)
         case .end:
-            progress.requestReceived()
+            deadlines.requestReceived()
             action = machine.endReceived()
         }
         perform(action, context: context)
@@ -106,7 +124,7 @@ final class APIHandler: ChannelDuplexHandler {
     private func headReceived(_ head: HTTPRequestHead, _ facts: HeadFacts, context: ChannelHandlerContext) -> HTTPConnectionStateMachine.Action {
         idleReported = false
         let now = context.eventLoop.now
-        progress.headReceived(at: now)
+        deadlines.headReceived(at: now)
         // A client that waits for "100 Continue" before its body gets it, unless an
         // earlier answer is still to come (a 100 must not overtake it).
         if facts.expectsContinue, machine.isIdle, (facts.contentLength ?? 0) <= application.configuration.maxBodyBytes {
@@ -123,6 +141,8 @@ final class APIHandler: ChannelDuplexHandler {
         // A request cut off by the end of the stream is not answered: the connection is gone.
         parsingEnded = true
         unparsed = nil
+        deadlineCheck?.cancel()
+        deadlineCheck = nil
         perform(machine.channelInactive(), context: context)
         context.fireChannelInactive()
     }
@@ -169,7 +189,28 @@ final class APIHandler: ChannelDuplexHandler {
     private func reportIdle(context: ChannelHandlerContext) {
         guard !idleReported, machine.isIdle else { return }
         idleReported = true
-        progress.becameIdle(at: context.eventLoop.now)
+        deadlines.becameIdle(at: context.eventLoop.now)
+    }
+
+    /// Closes a connection that stalls: idle past the keep-alive timeout (closed), or too
+    /// slow to send a request (`408`, then closed).
+    private func checkDeadlines(context: ChannelHandlerContext) {
+        guard !parsingEnded else { return }
+        switch deadlines.check(now: context.eventLoop.now, answersDue: machine.hasAnswersDue) {
+        case .none:
+            return
+        case .closeIdle:
+            ConnectionDeadlines.closed(reason: "idle_timeout")
+            parsingEnded = true
+            context.close(promise: nil)
+        case .timeOut(let reason):
+            ConnectionDeadlines.closed(reason: reason)
+            parsingEnded = true
+            unparsed = nil
+            var buffer = context.channel.allocator.buffer(capacity: 256)
+            HTTPResponseWriter.write(APIResponse(error: .requestTimeout), requestID: "-", keepAlive: false, http10: false, includeBody: true, into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
     }
 
     /// Answers `request`: true when its answer is written already, false when it comes later
@@ -252,7 +293,8 @@ final class APIHandler: ChannelDuplexHandler {
     /// The connection's peer, worked out on its first request.
     private func connectionPeer(context: ChannelHandlerContext) -> Peer {
         if let peer { return peer }
-        let peer = application.peer(address: context.channel.remoteAddress?.ipAddress)
+        let onProxySocket = if case .unixDomainSocket? = context.channel.localAddress { true } else { false }
+        let peer = application.peer(address: context.channel.remoteAddress?.ipAddress, onProxySocket: onProxySocket)
         self.peer = peer
         return peer
     }

@@ -10,123 +10,81 @@ struct ConnectionLimits: Sendable {
     var maxHeaderFields, maxHeaderBytes: Int
 }
 
-/// Where one connection's current request stands, written by `APIHandler` (after the
-/// decoder) and read by `ConnectionDeadlines` (before it): both run on the connection's
-/// event loop, so a plain object shared by the two is enough — no pipeline event per request.
-final class RequestProgress {
-    enum Phase {
-        case idle(since: NIODeadline)
-        case readingHead(since: NIODeadline)
-        case readingBody(since: NIODeadline)
-        case answering
-        case closed
+/// The rules of one connection's deadlines, without I/O: `APIHandler` reports what arrives
+/// and asks, once a second, whether a deadline has passed.
+///
+/// What is being received and what is being answered are tracked apart, so a deadline holds
+/// whatever the order of events: a request head that arrives behind a request still being
+/// answered (a vote waiting for its confirm) has its own header or body deadline. A receive
+/// deadline that passes while answers are still due waits for them (they are bounded by the
+/// broker's and the store's own timeouts), so the `408` never overtakes an earlier answer.
+struct ConnectionDeadlines {
+    /// The part of the next request being received.
+    enum Receiving: Equatable {
+        /// No byte of a request beyond those already whole.
+        case nothing
+        /// Some bytes of a head, the first at `since`.
+        case head(since: NIODeadline)
+        /// A head is in (at `since`); its body is arriving.
+        case body(since: NIODeadline)
     }
 
-    private(set) var phase = Phase.idle(since: .now())
+    /// What the handler does after a check.
+    enum Verdict: Equatable {
+        case none
+        /// Idle past the keep-alive timeout: close.
+        case closeIdle
+        /// A request too slow to arrive: answer `408`, then close (`reason` is the metric's).
+        case timeOut(reason: String)
+    }
 
-    /// A request's first byte arrived while idle.
-    func bytesArrived(at now: NIODeadline) {
-        if case .idle = phase { phase = .readingHead(since: now) }
+    let limits: ConnectionLimits
+    private(set) var receiving = Receiving.nothing
+    /// When the connection last had nothing to receive, answer or send.
+    private(set) var idleSince: NIODeadline
+
+    init(limits: ConnectionLimits, openedAt: NIODeadline) {
+        self.limits = limits
+        idleSince = openedAt
+    }
+
+    /// Bytes of a head are waiting for the rest of it (left over after parsing a read).
+    mutating func headPending(at now: NIODeadline) {
+        if receiving == .nothing { receiving = .head(since: now) }
     }
 
     /// A request's headers are in: its body deadline starts.
-    func headReceived(at now: NIODeadline) {
-        switch phase {
-        case .idle, .readingHead: phase = .readingBody(since: now)
-        case .readingBody, .answering, .closed: break
-        }
+    mutating func headReceived(at now: NIODeadline) {
+        receiving = .body(since: now)
     }
 
-    /// A whole request is in: no deadline while it is answered (the broker's confirm has its own).
-    func requestReceived() {
-        if case .closed = phase { return }
-        phase = .answering
+    /// A whole request is in.
+    mutating func requestReceived() {
+        receiving = .nothing
     }
 
     /// Nothing is received, answered or waiting: the keep-alive timeout starts.
-    func becameIdle(at now: NIODeadline) {
-        if case .closed = phase { return }
-        phase = .idle(since: now)
+    mutating func becameIdle(at now: NIODeadline) {
+        idleSince = now
     }
 
-    func closed() {
-        phase = .closed
-    }
-}
-
-/// Closes connections that stall: idle between requests longer than `limits.idle` (closed),
-/// or slower than `limits.header` / `limits.body` to send a request (`408`, then closed).
-/// It sits before the HTTP decoder, so it sees a request's first byte; `APIHandler` tells it
-/// the rest through their shared `RequestProgress`. Deadlines are checked once a second by
-/// one timer per connection, so requests pay only a few clock reads (the event loop's,
-/// which tests can move).
-///
-/// Inbound only: the answers' writes do not pass through it.
-final class ConnectionDeadlines: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    private let limits: ConnectionLimits
-    private let progress: RequestProgress
-    private var check: RepeatedTask?
-
-    init(limits: ConnectionLimits, progress: RequestProgress) {
-        self.limits = limits
-        self.progress = progress
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        progress.becameIdle(at: context.eventLoop.now)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        check = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            let (handler, context) = loopBound.value
-            handler.checkDeadline(context: context)
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        check?.cancel()
-        check = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        progress.closed()
-        check?.cancel()
-        check = nil
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .idle = progress.phase { progress.bytesArrived(at: context.eventLoop.now) }
-        context.fireChannelRead(data)
-    }
-
-    private func checkDeadline(context: ChannelHandlerContext) {
-        let now = context.eventLoop.now
-        switch progress.phase {
-        case .idle(let since) where now - since > TimeAmount(limits.idle):
-            Self.closed(reason: "idle_timeout")
-            progress.closed()
-            context.close(promise: nil)
-        case .readingHead(let since) where now - since > TimeAmount(limits.header):
-            timeOut(context: context, reason: "header_timeout")
-        case .readingBody(let since) where now - since > TimeAmount(limits.body):
-            timeOut(context: context, reason: "body_timeout")
+    /// Whether a deadline passed at `now`; `answersDue` while requests received are not
+    /// answered yet.
+    func check(now: NIODeadline, answersDue: Bool) -> Verdict {
+        switch receiving {
+        case .head(let since) where now - since > TimeAmount(limits.header):
+            return answersDue ? .none : .timeOut(reason: "header_timeout")
+        case .body(let since) where now - since > TimeAmount(limits.body):
+            return answersDue ? .none : .timeOut(reason: "body_timeout")
+        case .nothing where !answersDue && now - idleSince > TimeAmount(limits.idle):
+            return .closeIdle
         default:
-            break
+            return .none
         }
     }
 
-    /// Answers 408 with the API's error shape, then closes.
-    private func timeOut(context: ChannelHandlerContext, reason: String) {
-        Self.closed(reason: reason)
-        progress.closed()
-        var buffer = context.channel.allocator.buffer(capacity: 256)
-        HTTPResponseWriter.write(APIResponse(error: .requestTimeout), requestID: "-", keepAlive: false, http10: false, includeBody: true, into: &buffer)
-        context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-    }
-
-    /// Counts a connection the API closed on its own, by why.
+    /// Counts a connection the API closed on its own, by why (a closed set of reasons:
+    /// `idle_timeout`, `header_timeout`, `body_timeout`, `headers_too_large`, `too_many_connections`).
     static func closed(reason: String) {
         Counter(label: "paredao_http_connections_closed_total", dimensions: [("reason", reason)]).increment()
     }

@@ -222,6 +222,12 @@ struct HTTPConnectionStateMachine {
         }
     }
 
+    /// Whether a request received is still to be answered (being answered or waiting).
+    var hasAnswersDue: Bool {
+        guard phase != .closed else { return false }
+        return queue.answering || !queue.waiting.isEmpty
+    }
+
     /// The channel is gone.
     mutating func channelInactive() -> Action {
         close()

@@ -39,18 +39,18 @@ final class ConnectionTracker: Sendable {
     }
 }
 
-/// The API's HTTP listener as a `Service`. On graceful shutdown it stops accepting, lets every
+/// The API's HTTP listeners as a `Service`. On graceful shutdown it stops accepting, lets every
 /// connection finish the requests it holds — votes waiting for their confirm included, since
 /// the publisher stops only after this service — closes idle keep-alive connections, and
 /// after `drainTimeout` closes what is left.
 struct HTTPServerService: Service, CustomStringConvertible {
-    let listener: any Channel
+    let listeners: [any Channel]
     let connections: ConnectionTracker
     let drainTimeout: Duration
     private let logger = Logger(label: "VoteAPI.http")
 
-    init(listener: any Channel, connections: ConnectionTracker, drainTimeout: Duration) {
-        self.listener = listener
+    init(listeners: [any Channel], connections: ConnectionTracker, drainTimeout: Duration) {
+        self.listeners = listeners
         self.connections = connections
         self.drainTimeout = drainTimeout
     }
@@ -59,9 +59,14 @@ struct HTTPServerService: Service, CustomStringConvertible {
 
     func run() async {
         await withTaskCancellationOrGracefulShutdownHandler {
-            try? await listener.closeFuture.get()
-        } onCancelOrGracefulShutdown: { [listener] in
-            listener.close(promise: nil)
+            // Any listener closing (shutdown, or a failure) stops them all.
+            await withTaskGroup(of: Void.self) { group in
+                for listener in listeners { group.addTask { try? await listener.closeFuture.get() } }
+                await group.next()
+                for listener in listeners { listener.close(promise: nil) }
+            }
+        } onCancelOrGracefulShutdown: { [listeners] in
+            for listener in listeners { listener.close(promise: nil) }
         }
         let open = connections.openConnections
         logger.info("Draining connections", metadata: ["connections": "\(open)", "timeout_ms": "\(drainTimeout.wholeMilliseconds)"])

@@ -17,12 +17,13 @@ extension APIApplication {
         return APIResponse(status: .ok, body: writer.bytes)
     }
 
-    /// The totals of `?poll=ID` (404 for an unknown poll), else of the current poll.
+    /// The totals of `?poll=ID` (404 for an unknown poll or a draft), else — no `poll`, or
+    /// an empty one — of the current poll.
     func pollTotals(_ request: APIRequest, on eventLoop: any EventLoop) -> APIAnswer {
         guard polls.hasRead else { return .now(APIResponse(error: .pollsUnavailable)) }
         let poll: Poll
-        if let id = request.queryValue("poll") {
-            guard Poll.isValidID(id), let known = polls.poll(String(id)) else { return .now(APIResponse(error: .unknownPoll(id))) }
+        if let id = request.queryValue("poll"), !id.isEmpty {
+            guard Poll.isValidID(id), let known = polls.publicPoll(id) else { return .now(APIResponse(error: .unknownPoll(id))) }
             poll = known
         } else {
             guard let current = polls.current(atMillis: Timestamp.nowMillis()) else { return .now(APIResponse(error: .noPoll)) }

@@ -71,6 +71,13 @@ final class PollDirectory: Sendable {
         state.withLock { state in state.polls.first { $0.id == id } }
     }
 
+    /// The poll with `id` if it has aired (open or closed): what public routes may show. A
+    /// draft exists only for the admin API, so a public route answers for it exactly as for
+    /// an id that does not exist (the formation of a paredão is a live TV moment).
+    func publicPoll(_ id: some StringProtocol) -> Poll? {
+        state.withLock { state in state.polls.first { $0.id == id && $0.state != .draft } }
+    }
+
     /// The rules over the polls known now.
     var lifecycle: PollLifecycle {
         PollLifecycle(polls: polls, closeDelayMillis: closeDelayMillis)

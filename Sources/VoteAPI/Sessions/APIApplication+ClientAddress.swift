@@ -27,8 +27,20 @@ extension APIApplication {
         return request.peer.network
     }
 
-    /// What the API needs to know of a connection's peer address.
-    func peer(address: String?) -> Peer {
+    /// The client's address as the audit log shows it: the proxy's `X-Real-IP` when the
+    /// peer is a trusted proxy and the header is an address, else the peer's own.
+    func clientAddress(_ request: APIRequest) -> String {
+        if request.peer.isTrustedProxy, let real = request.headers.first(name: "X-Real-IP"), ClientNetwork(address: real.trimmingSpaces) != nil {
+            return String(real.trimmingSpaces)
+        }
+        return request.peer.address
+    }
+
+    /// What the API needs to know of a connection's peer address. A peer on the proxy's
+    /// unix socket is the local nginx (only processes allowed to open that file reach it);
+    /// a TCP peer is trusted only when `PAREDAO_TRUSTED_PROXIES` lists it.
+    func peer(address: String?, onProxySocket: Bool = false) -> Peer {
+        if onProxySocket { return Peer(isTrustedProxy: true, network: nil, address: "unix") }
         let address = address ?? ""
         return Peer(isTrustedProxy: trustedProxies.contains(address), network: ClientNetwork(address: address), address: address)
     }

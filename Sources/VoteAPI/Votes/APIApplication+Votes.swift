@@ -39,7 +39,8 @@ extension APIApplication {
         case nil, .null?:
             break
         case .string(let asked)?:
-            if asked != poll.id { return reject(polls.poll(asked) == nil ? .pollNotOpen : .pollClosed) }
+            // A poll that aired and ended is closed; a draft is answered as an unknown id.
+            if asked != poll.id { return reject(polls.publicPoll(asked) == nil ? .namedPollNotOpen : .pollClosed) }
         default:
             return reject(.invalidField("poll", "\"poll\" must be a poll id string."))
         }

@@ -71,6 +71,16 @@ public struct AdminCredentials: Sendable {
         let valid = HMAC<SHA256>.isValidAuthenticationCode(expected, authenticating: Data(value.utf8), using: key)
         return valid && macs[name] != nil ? .valid(name: name) : .wrong
     }
+
+    /// The name a bearer value claims when it is one of ours, else `nil`: for counting
+    /// refused attempts per name without letting a client add names.
+    public func claimedName(authorization: String?) -> String? {
+        guard let authorization, let credential = BearerCredential.credential(in: authorization) else { return nil }
+        let value = credential.trimmingCharacters(in: .whitespaces)
+        guard let colon = value.firstIndex(of: ":") else { return nil }
+        let name = String(value[..<colon])
+        return macs[name] != nil ? name : nil
+    }
 }
 
 /// The MAC key, never changed after start (SymmetricKey is not marked Sendable).
