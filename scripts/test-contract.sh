@@ -60,7 +60,7 @@ start_stack() {
   # The admin API on, with its per-network limit raised like nginx's below (the fuzzers
   # send hundreds of admin requests a minute from one address).
   printf 'produtor:%s\n' "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')" >"$STACK/admin-token"
-  export PAREDAO_ADMIN_TOKEN_FILE="$STACK/admin-token" PAREDAO_ADMIN_RATE=1000 PAREDAO_ADMIN_BURST=10000
+  export PAREDAO_ADMIN_TOKEN_FILE="$STACK/admin-token" PAREDAO_ADMIN_RATE=1000 PAREDAO_ADMIN_BURST=10000 PAREDAO_ADMIN_FAILURE_RATE=1000 PAREDAO_ADMIN_FAILURE_BURST=10000
   # The API's own per-network limit on challenges and sessions, raised too: the fuzzers and
   # the bad-input suite buy hundreds of sessions from one address, back to back.
   export PAREDAO_NETWORK_SESSION_RATE=100000 PAREDAO_NETWORK_SESSION_BURST=100000
