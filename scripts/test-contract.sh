@@ -77,11 +77,11 @@ start_stack() {
     --admin-rate 100000r/s --admin-burst 100000
   # A second nginx with the shipped limits, in front of the same API.
   "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx-strict" --listen "127.0.0.1:$STRICT_WEB_PORT" \
-    --api "127.0.0.1:$API_PORT" --htpasswd "$STACK/htpasswd" --workers 1 >/dev/null
+    --api "unix:$STACK/run/api.sock" --htpasswd "$STACK/htpasswd" --workers 1 >/dev/null
   wait_http "http://127.0.0.1:$STRICT_WEB_PORT/" 30
   # A third with the admin allowlist on, for a network the tests are not in.
   "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx-allowlist" --listen "127.0.0.1:$ALLOWLIST_WEB_PORT" \
-    --api "127.0.0.1:$API_PORT" --htpasswd "$STACK/htpasswd" --workers 1 --admin-allow 10.0.0.0/8 >/dev/null
+    --api "unix:$STACK/run/api.sock" --htpasswd "$STACK/htpasswd" --workers 1 --admin-allow 10.0.0.0/8 >/dev/null
   wait_http "http://127.0.0.1:$ALLOWLIST_WEB_PORT/" 30
 }
 
