@@ -35,6 +35,12 @@ Options:
   --vote-burst N          burst for votes (default 100)
   --session-rate RATE     per-IP limit on challenges and sessions (default 2r/s)
   --session-burst N       burst for challenges and sessions (default 10)
+  --admin-rate RATE       per-IP limit on /api/v1/admin/, a zone of its own (default 5r/s)
+  --admin-burst N         burst for the admin routes (default 40)
+  --admin-allow LIST      producer networks that may reach /api/v1/admin/, comma-separated
+                          addresses or CIDRs (e.g. 10.20.0.0/16,2001:db8:7::/48); any other
+                          address gets 403 forbidden_network. May be repeated. Default: off
+                          (every address; the API's credential still guards the routes)
   --conn-limit N          open connections per client address (IPv6: per /48), 1–65535 (default 128)
   --user USER[:GROUP]     worker user when started as root (default: the user running this)
   --check                 run 'nginx -t' on the rendered config
@@ -62,6 +68,9 @@ vote_rate="50r/s"
 vote_burst="100"
 session_rate="2r/s"
 session_burst="10"
+admin_rate="5r/s"
+admin_burst="40"
+admin_allow=""
 conn_limit="128"
 user_spec=""
 check=0
@@ -83,6 +92,9 @@ while [[ $# -gt 0 ]]; do
         --vote-burst) need_arg "$@"; vote_burst="$2"; shift 2 ;;
         --session-rate) need_arg "$@"; session_rate="$2"; shift 2 ;;
         --session-burst) need_arg "$@"; session_burst="$2"; shift 2 ;;
+        --admin-rate) need_arg "$@"; admin_rate="$2"; shift 2 ;;
+        --admin-burst) need_arg "$@"; admin_burst="$2"; shift 2 ;;
+        --admin-allow) need_arg "$@"; admin_allow="${admin_allow:+$admin_allow,}$2"; shift 2 ;;
         --conn-limit) need_arg "$@"; conn_limit="$2"; shift 2 ;;
         --user) need_arg "$@"; user_spec="$2"; shift 2 ;;
         --check) check=1; shift ;;
@@ -112,10 +124,10 @@ unix_re='^unix:/[A-Za-z0-9._/-]+$'
 [[ "$listen" =~ $addr_re ]] || die "bad --listen: $listen"
 [[ "$workers" =~ ^([0-9]+|auto)$ ]] || die "bad --workers: $workers"
 [[ "$worker_connections" =~ ^[0-9]+$ ]] || die "bad --worker-connections: $worker_connections"
-for rate in "$vote_rate" "$session_rate"; do
+for rate in "$vote_rate" "$session_rate" "$admin_rate"; do
     [[ "$rate" =~ ^[0-9]+r/[sm]$ ]] || die "bad rate (want e.g. 50r/s): $rate"
 done
-for burst in "$vote_burst" "$session_burst" "$conn_limit"; do
+for burst in "$vote_burst" "$session_burst" "$admin_burst" "$conn_limit"; do
     [[ "$burst" =~ ^[0-9]+$ ]] || die "bad burst: $burst"
 done
 ((conn_limit >= 1 && conn_limit <= 65535)) || die "--conn-limit must be 1 to 65535 (nginx's limit): $conn_limit"
@@ -142,6 +154,25 @@ done
 upstream_balancer="        # one API instance: nothing to balance"
 if ((server_count > 1)); then
     upstream_balancer="        hash \$paredao_session_key consistent;"
+fi
+
+# The geo block of the admin allowlist: 1 (refused) by default and 0 for each listed
+# network when there is a list, else 0 for everyone.
+admin_geo="        default 0;   # no --admin-allow: every address"
+if [[ -n "$admin_allow" ]]; then
+    admin_geo="        default 1;"
+    IFS=',' read -r -a allow_list <<< "$admin_allow"
+    for network in "${allow_list[@]}"; do
+        network="${network// /}"
+        [[ -n "$network" ]] || continue
+        if [[ "$network" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$ ]] \
+            || [[ "$network" == *:* && "$network" =~ ^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$ ]]; then
+            admin_geo+=$'\n'"        ${network} 0;"
+        else
+            die "bad --admin-allow entry (want an address or CIDR): $network"
+        fi
+    done
+    [[ "$admin_geo" == *$'\n'* ]] || die "--admin-allow is empty"
 fi
 
 # Two descriptors per proxied connection, within the hard limit of this shell.
@@ -174,7 +205,8 @@ export NGX_PREFIX="$prefix" NGX_LISTEN="$listen" NGX_FRONTEND="$frontend" \
     NGX_SWAGGER_UI="${swagger_ui%/}" NGX_API_DOCS="$api_docs" NGX_OPENAPI="$openapi" \
     NGX_WORKER_CONNECTIONS="$worker_connections" NGX_RLIMIT_NOFILE="$rlimit_nofile" NGX_VOTE_RATE="$vote_rate" \
     NGX_VOTE_BURST="$vote_burst" NGX_SESSION_RATE="$session_rate" \
-    NGX_SESSION_BURST="$session_burst" NGX_CONN_LIMIT="$conn_limit" NGX_USER_DIRECTIVE="$user_directive" \
+    NGX_SESSION_BURST="$session_burst" NGX_ADMIN_RATE="$admin_rate" NGX_ADMIN_BURST="$admin_burst" \
+    NGX_ADMIN_GEO="$admin_geo" NGX_CONN_LIMIT="$conn_limit" NGX_USER_DIRECTIVE="$user_directive" \
     NGX_UPSTREAM_SERVERS="${upstream_servers%$'\n'}" NGX_UPSTREAM_BALANCER="$upstream_balancer"
 
 # envsubst takes the literal list of ${NAME}s to replace (nginx's own $vars stay).
@@ -186,6 +218,8 @@ vars+=' ${NGX_WORKERS} ${NGX_WORKER_CONNECTIONS} ${NGX_RLIMIT_NOFILE} ${NGX_VOTE
 vars+=' ${NGX_SESSION_RATE} ${NGX_SESSION_BURST} ${NGX_CONN_LIMIT} ${NGX_USER_DIRECTIVE} ${NGX_UPSTREAM_SERVERS}'
 # shellcheck disable=SC2016
 vars+=' ${NGX_SWAGGER_UI} ${NGX_API_DOCS} ${NGX_OPENAPI} ${NGX_UPSTREAM_BALANCER}'
+# shellcheck disable=SC2016
+vars+=' ${NGX_ADMIN_RATE} ${NGX_ADMIN_BURST} ${NGX_ADMIN_GEO}'
 
 tmp="$(mktemp "${prefix}/nginx.conf.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
@@ -197,7 +231,7 @@ fi
 chmod 644 "$tmp"
 mv -f "$tmp" "${prefix}/nginx.conf"
 trap - EXIT
-echo "render.sh: wrote ${prefix}/nginx.conf (listen ${listen}, api ${api})"
+echo "render.sh: wrote ${prefix}/nginx.conf (listen ${listen}, api ${api}${admin_allow:+, admin from ${admin_allow}})"
 
 if [[ "$check" -eq 1 ]]; then
     nginx -t -q -p "${prefix}/" -c "${prefix}/nginx.conf" -e "${prefix}/logs/error.log"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The API contract (docs/openapi.yaml) against a real stack: the document validated,
 # schemathesis directly and through nginx, the bad-input suite directly and through nginx,
-# nginx's own 429 in the documented shape, and /api/docs rendered in headless Chromium.
+# nginx's own 429 in the documented shape, /api/docs rendered in headless Chromium, and
+# what one hostile client can do through nginx (cache poisoning, made-up methods and paths,
+# the admin allowlist, trickled and oversized bodies).
 # Called by scripts/test.sh (which starts the test broker and exports PAREDAO_TEST_AMQP_URL).
 set -euo pipefail
 
@@ -11,6 +13,7 @@ STACK="$ROOT/var/test/contract"
 API_PORT=18480
 WEB_PORT=18400
 STRICT_WEB_PORT=18401
+ALLOWLIST_WEB_PORT=18402
 API="http://127.0.0.1:$API_PORT"
 WEB="http://127.0.0.1:$WEB_PORT"
 EXAMPLES="${PAREDAO_CONTRACT_EXAMPLES:-300}"
@@ -27,11 +30,15 @@ Usage: scripts/test-contract.sh [run|start|stop]   (normally: ./run.sh test --on
   stop   stop what start started
 
 Needs PAREDAO_TEST_AMQP_URL (set by scripts/test.sh). Ports: API $API_PORT (metrics 19401),
-consumer metrics 19402, nginx $WEB_PORT (per-IP limits raised for the fuzzers) and
-$STRICT_WEB_PORT (default limits, for the 429 check). State in var/test/contract.
+consumer metrics 19402, nginx $WEB_PORT (per-IP limits raised for the fuzzers),
+$STRICT_WEB_PORT (default limits, for the 429 check) and $ALLOWLIST_WEB_PORT (default limits, the
+admin API allowed only from 10.0.0.0/8, which excludes the tests' 127.0.0.1). State in
+var/test/contract.
 PAREDAO_CONTRACT_EXAMPLES sets schemathesis's --max-examples (default 300). The admin API's
 credential is $STACK/admin-token; schemathesis fuzzes the admin routes with it, except
-opening and closing polls, which run last (a close ends the poll the other checks vote in).
+opening and closing polls, which run last (a close ends the poll the other checks vote in);
+the hostile-client checks run after them (they need a second poll that is not a draft and
+make one, through the admin API, when there is none).
 TXT
 }
 
@@ -66,17 +73,25 @@ start_stack() {
   export PAREDAO_NETWORK_SESSION_RATE=100000 PAREDAO_NETWORK_SESSION_BURST=100000
   stack_start --dir "$STACK" --bin "$bin" --api-port "$API_PORT" --web-port "$WEB_PORT" \
     --password "$STACK/panel-password" --htpasswd "$STACK/htpasswd" -- \
-    --workers 1 --vote-rate 100000r/s --vote-burst 100000 --session-rate 100000r/s --session-burst 100000
+    --workers 1 --vote-rate 100000r/s --vote-burst 100000 --session-rate 100000r/s --session-burst 100000 \
+    --admin-rate 100000r/s --admin-burst 100000
   # A second nginx with the shipped limits, in front of the same API.
   "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx-strict" --listen "127.0.0.1:$STRICT_WEB_PORT" \
-    --api "127.0.0.1:$API_PORT" --htpasswd "$STACK/htpasswd" --workers 1 >/dev/null
+    --api "unix:$STACK/run/api.sock" --htpasswd "$STACK/htpasswd" --workers 1 >/dev/null
   wait_http "http://127.0.0.1:$STRICT_WEB_PORT/" 30
+  # A third with the admin allowlist on, for a network the tests are not in.
+  "$ROOT/nginx/nginx.sh" start --prefix "$STACK/nginx-allowlist" --listen "127.0.0.1:$ALLOWLIST_WEB_PORT" \
+    --api "unix:$STACK/run/api.sock" --htpasswd "$STACK/htpasswd" --workers 1 --admin-allow 10.0.0.0/8 >/dev/null
+  wait_http "http://127.0.0.1:$ALLOWLIST_WEB_PORT/" 30
 }
 
 stop_stack() {
-  if [[ -f "$STACK/nginx-strict/nginx.pid" ]]; then
-    "$ROOT/nginx/nginx.sh" stop --prefix "$STACK/nginx-strict" >/dev/null || true
-  fi
+  local extra
+  for extra in nginx-strict nginx-allowlist; do
+    if [[ -f "$STACK/$extra/nginx.pid" ]]; then
+      "$ROOT/nginx/nginx.sh" stop --prefix "$STACK/$extra" >/dev/null || true
+    fi
+  done
   stack_stop "$STACK"
 }
 
@@ -141,9 +156,17 @@ bad_input() {
     --table "$STACK/bad-input-$1.md"
 }
 
-# nginx's own 429, from the nginx with the shipped limits: documented shape and Retry-After.
+# nginx's own 429, from the nginx with the shipped limits: documented shape and Retry-After;
+# the admin routes in a zone of their own.
 nginx_rate_limit_shape() {
-  py "$ROOT/Tests/contract/nginx_limits.py" "http://127.0.0.1:$STRICT_WEB_PORT"
+  py "$ROOT/Tests/contract/nginx_limits.py" "http://127.0.0.1:$STRICT_WEB_PORT" --admin-token "$STACK/admin-token"
+}
+
+# One hostile client through nginx: the totals cache, made-up methods and paths against the
+# API's series count, the admin allowlist, trickled and oversized bodies.
+nginx_hostile() {
+  py "$ROOT/Tests/contract/nginx_hostile.py" --web "$WEB" --api "$API" --metrics "http://127.0.0.1:19401/metrics" \
+    --allowlist-web "http://127.0.0.1:$ALLOWLIST_WEB_PORT" --admin-token "$STACK/admin-token"
 }
 
 # /api/docs renders the document under the CSP, without a console error (Selenium).
@@ -154,7 +177,7 @@ swagger_ui_page() {
 main() {
   case "${1:-run}" in
     -h|--help) usage; return 0 ;;
-    start) start_stack; echo "contract stack up: API $API, nginx $WEB (raised limits), http://127.0.0.1:$STRICT_WEB_PORT (shipped limits)"; return 0 ;;
+    start) start_stack; echo "contract stack up: API $API, nginx $WEB (raised limits), http://127.0.0.1:$STRICT_WEB_PORT (shipped limits), http://127.0.0.1:$ALLOWLIST_WEB_PORT (admin allowlist)"; return 0 ;;
     stop) stop_stack; return 0 ;;
     run) ;;
     *) usage >&2; return 2 ;;
@@ -169,10 +192,11 @@ main() {
   run_suite "schemathesis, through nginx" schemathesis_run "$WEB" nginx --exclude-tag probes "${POLL_CHANGES_EXCLUDED[@]}"
   run_suite "bad input, API directly" bad_input api "$API"
   run_suite "bad input, through nginx" bad_input nginx "$WEB"
-  run_suite "nginx 429 in the documented shape" nginx_rate_limit_shape
+  run_suite "nginx 429 in the documented shape, admin zone apart" nginx_rate_limit_shape
   run_suite "Swagger UI at /api/docs/ under the CSP" swagger_ui_page
   run_suite "schemathesis, open and close polls (last: it closes the poll)" schemathesis_run "$API" poll-changes \
     --include-operation-id openPoll --include-operation-id closePoll
+  run_suite "one hostile client through nginx (after the poll changes: needs two polls)" nginx_hostile
   echo "contract suites: $PASSED passed, $FAILED failed"
   ((FAILED == 0))
 }

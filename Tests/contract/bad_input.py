@@ -446,7 +446,7 @@ for label, body in [
 
 simple("oversized", "1,025-byte body (API limit 1,024)", lambda s: s.vote(b'{"participant":"aline","pad":"' + b"x" * (1025 - 32) + b'"}'), 413, "body_too_large")
 simple("oversized", "1,024-byte body (at the limit)", lambda s: s.vote(b'{"participant":"aline","pad":"' + b"x" * (1024 - 32) + b'"}'), 202)
-simple("oversized", "20 KB body (over nginx's 16 KiB too)", lambda s: s.vote(b'{"participant":"aline","pad":"' + b"x" * 20000 + b'"}'), 413, "body_too_large")
+simple("oversized", "20 KB body (over nginx's 1 KiB too)", lambda s: s.vote(b'{"participant":"aline","pad":"' + b"x" * 20000 + b'"}'), 413, "body_too_large")
 simple("oversized", "Content-Length 10^12, no body sent", lambda s: s.request("POST", "/api/v1/votes", headers=["Content-Length: 1000000000000", "Authorization: Bearer x"], length=False), 413, "body_too_large")
 simple("oversized", "chunked body growing past 1,024", lambda s: s.request("POST", "/api/v1/votes", headers=["Transfer-Encoding: chunked", "Authorization: Bearer " + s.token()], length=False)
        + b"".join(b"100\r\n" + b"x" * 256 + b"\r\n" for _ in range(6)) + b"0\r\n\r\n", 413, "body_too_large")
