@@ -90,6 +90,24 @@ struct APIHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test func anAdminRouteTakesAPollSizedBodyAndNoMore() throws {
+        let (channel, _) = try channel()
+        // Over the 64-byte limit of the public routes, under the admin routes' 8 KiB: read
+        // and answered by the admin API (401 without a credential), not 413.
+        let poll = String(repeating: "p", count: 2000)
+        try channel.writeInbound(ByteBuffer(string: "POST /api/v1/admin/polls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(poll.count)\r\n\r\n\(poll)"))
+        var text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 401"), "\(text.prefix(60))")
+        #expect(channel.isActive)
+        // A chunked one is held to the same limit.
+        let chunk = String(repeating: "q", count: 4096)
+        try channel.writeInbound(ByteBuffer(string: "PUT /api/v1/admin/polls/p1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n\(chunk)\r\n1000\r\n\(chunk)\r\n1\r\nq\r\n0\r\n\r\n"))
+        text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 413"), "\(text.prefix(60))")
+        #expect(text.contains("8192"))
+        #expect(!channel.isActive)
+    }
+
     @Test func aChunkedBodyOverTheLimitIs413() throws {
         let (channel, _) = try channel()
         let chunk = String(repeating: "y", count: 40)

@@ -79,6 +79,17 @@ struct HTTPConnectionStateMachineTests {
         #expect(machine.bodyReceived(bytes(40)) == .answer(.tooLarge(vote, started: t)))
     }
 
+    @Test func aHeadsOwnBodyLimitHoldsForItsLengthAndItsChunks() {
+        var machine = machine()
+        #expect(machine.headReceived(vote, contentLength: 200, keepAlive: true, bodyLimit: 200, now: t) == .none)
+        #expect(machine.bodyReceived(bytes(200)) == .none)
+        #expect(machine.endReceived() == .answer(.complete(vote, body: bytes(200), keepAlive: true, started: t)))
+        _ = machine.answerFinished()
+        _ = machine.headReceived(vote, contentLength: nil, keepAlive: true, bodyLimit: 100, now: t)
+        #expect(machine.bodyReceived(bytes(100)) == .none)
+        #expect(machine.bodyReceived(bytes(1)) == .answer(.tooLarge(vote, started: t)))
+    }
+
     @Test func afterA413TheRestOfItsBodyAndEverythingAfterItIsIgnored() {
         var machine = machine()
         _ = machine.headReceived(vote, contentLength: 100, keepAlive: true, now: t)

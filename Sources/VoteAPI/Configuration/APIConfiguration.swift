@@ -11,6 +11,7 @@ enum APISettings {
     static let metricsPort = Setting("PAREDAO_API_METRICS_PORT", default: 9101, help: "port of /metrics (0 disables)").within(0...65535)
     static let eventLoops = Setting("PAREDAO_EVENT_LOOPS", default: System.coreCount, help: "event-loop threads", defaultLabel: "number of cores").within(1...256)
     static let maxBodyBytes = Setting("PAREDAO_MAX_BODY_BYTES", default: 1024, help: "largest request body; larger gets 413").within(64...1_048_576)
+    static let maxAdminBodyBytes = Setting("PAREDAO_MAX_ADMIN_BODY_BYTES", default: 8192, help: "largest request body of an admin route (a poll with its participants); larger gets 413").within(64...1_048_576)
     static let confirmTimeoutMillis = Setting("PAREDAO_CONFIRM_TIMEOUT_MS", default: 5000, help: "wait for a broker confirm before answering 503").within(10...120_000)
     static let maxVotesPerMessage = Setting("PAREDAO_MAX_VOTES_PER_MESSAGE", default: 512, help: "votes packed into one AMQP message at most").within(1...VoteMessage.maximumVotes)
     static let maxInFlight = Setting("PAREDAO_MAX_IN_FLIGHT", default: 2048, help: "unconfirmed AMQP messages at once (group commit window)").within(1...1_000_000)
@@ -65,6 +66,7 @@ struct VoteAPICommand: ParsableCommand {
     @Option(name: .customLong(APISettings.metricsPort.flag), help: APISettings.metricsPort.argumentHelp) var metricsPort: String?
     @Option(name: .customLong(APISettings.eventLoops.flag), help: APISettings.eventLoops.argumentHelp) var eventLoops: String?
     @Option(name: .customLong(APISettings.maxBodyBytes.flag), help: APISettings.maxBodyBytes.argumentHelp) var maxBodyBytes: String?
+    @Option(name: .customLong(APISettings.maxAdminBodyBytes.flag), help: APISettings.maxAdminBodyBytes.argumentHelp) var maxAdminBodyBytes: String?
     @Option(name: .customLong(APISettings.confirmTimeoutMillis.flag), help: APISettings.confirmTimeoutMillis.argumentHelp) var confirmTimeoutMillis: String?
     @Option(name: .customLong(APISettings.maxVotesPerMessage.flag), help: APISettings.maxVotesPerMessage.argumentHelp) var maxVotesPerMessage: String?
     @Option(name: .customLong(APISettings.maxInFlight.flag), help: APISettings.maxInFlight.argumentHelp) var maxInFlight: String?
@@ -114,6 +116,7 @@ struct APIConfiguration: Sendable {
     var metricsPort: Int
     var eventLoops: Int
     var maxBodyBytes: Int
+    var maxAdminBodyBytes: Int
     var confirmTimeoutMillis: Int
     var maxVotesPerMessage: Int
     var maxInFlightMessages: Int
@@ -158,6 +161,7 @@ struct APIConfiguration: Sendable {
         metricsPort = try APISettings.metricsPort.value(flag: command.metricsPort, environment: env)
         eventLoops = try APISettings.eventLoops.value(flag: command.eventLoops, environment: env)
         maxBodyBytes = try APISettings.maxBodyBytes.value(flag: command.maxBodyBytes, environment: env)
+        maxAdminBodyBytes = try APISettings.maxAdminBodyBytes.value(flag: command.maxAdminBodyBytes, environment: env)
         confirmTimeoutMillis = try APISettings.confirmTimeoutMillis.value(flag: command.confirmTimeoutMillis, environment: env)
         maxVotesPerMessage = try APISettings.maxVotesPerMessage.value(flag: command.maxVotesPerMessage, environment: env)
         maxInFlightMessages = try APISettings.maxInFlight.value(flag: command.maxInFlight, environment: env)
@@ -209,5 +213,14 @@ struct APIConfiguration: Sendable {
     /// The configuration `arguments` and `environment` give (tests, tools).
     init(arguments: [String] = [], environment: [String: String]) throws {
         try self.init(VoteAPICommand.parse(arguments), environment: environment)
+    }
+}
+
+extension APIConfiguration {
+    /// The largest body a request to `uri` may have: the admin routes take a whole poll
+    /// (up to 3 participants with names and photo URLs), every other route a few fields.
+    /// A path that only looks like an admin one is still answered 404 after its body.
+    func bodyLimit(of uri: String) -> Int {
+        uri.utf8.starts(with: Route.adminPrefix.utf8) ? maxAdminBodyBytes : maxBodyBytes
     }
 }

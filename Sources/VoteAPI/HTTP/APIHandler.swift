@@ -127,10 +127,11 @@ final class APIHandler: ChannelDuplexHandler {
         deadlines.headReceived(at: now)
         // A client that waits for "100 Continue" before its body gets it, unless an
         // earlier answer is still to come (a 100 must not overtake it).
-        if facts.expectsContinue, machine.isIdle, (facts.contentLength ?? 0) <= application.configuration.maxBodyBytes {
+        let bodyLimit = application.configuration.bodyLimit(of: head.uri)
+        if facts.expectsContinue, machine.isIdle, (facts.contentLength ?? 0) <= bodyLimit {
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        return machine.headReceived(head, contentLength: facts.contentLength, keepAlive: head.isKeepAlive, refusal: facts.refusal, now: now)
+        return machine.headReceived(head, contentLength: facts.contentLength, keepAlive: head.isKeepAlive, refusal: facts.refusal, bodyLimit: bodyLimit, now: now)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -220,7 +221,7 @@ final class APIHandler: ChannelDuplexHandler {
         case .complete(let head, let body, let keepAlive, let started):
             return answer(head, body: body, keepAlive: keepAlive, started: started, context: context)
         case .tooLarge(let head, let started):
-            let limit = application.configuration.maxBodyBytes
+            let limit = application.configuration.bodyLimit(of: head.uri)
             respond(APIResponse(error: .bodyTooLarge(limit: limit)), to: Answering(head, route: Route(uri: head.uri), requestID: "-", keepAlive: false, started: started), context: context)
             return true
         case .refused(let head, let refusal, let started):

@@ -9,8 +9,9 @@ import NIOHTTP1
 /// `ContinuousClock.Instant` is resilient, so every request, action and copy of the machine
 /// holding one went through runtime value witnesses.)
 ///
-/// - Bodies are limited: a `Content-Length` over the limit, or a chunked body that grows over
-///   it, makes the request a 413.
+/// - Bodies are limited (`maxBodyBytes`, or the limit the handler gives a head, such as the
+///   admin routes' larger one): a `Content-Length` over the limit, or a chunked body that
+///   grows over it, makes the request a 413.
 /// - A 413, a malformed request (400) or a request that does not keep the connection alive is
 ///   the last one: everything after it on the connection, its own remaining body included, is
 ///   ignored, and the connection closes after its answer.
@@ -92,6 +93,7 @@ struct HTTPConnectionStateMachine {
         var body: ByteBuffer?
         var keepAlive: Bool
         var started: NIODeadline
+        var bodyLimit: Int
     }
 
     /// Where the connection is; the queue and the request being received are fields of their
@@ -122,23 +124,25 @@ struct HTTPConnectionStateMachine {
 
     // MARK: Events from the decoder
 
-    /// A request's head arrived, at `now`; `refusal` when the handler found it unservable.
-    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, refusal: HeadRefusal? = nil, now: NIODeadline) -> Action {
+    /// A request's head arrived, at `now`; `refusal` when the handler found it unservable;
+    /// `bodyLimit` when its body may have other than `maxBodyBytes`.
+    mutating func headReceived(_ head: HTTPRequestHead, contentLength: Int?, keepAlive: Bool, refusal: HeadRefusal? = nil, bodyLimit: Int? = nil, now: NIODeadline) -> Action {
         guard phase == .open else { return .none }
         if let refusal {
             return enqueue(.refused(head, refusal, started: now), last: true)
         }
-        if let contentLength, contentLength > maxBodyBytes {
+        let bodyLimit = bodyLimit ?? maxBodyBytes
+        if let contentLength, contentLength > bodyLimit {
             return enqueue(.tooLarge(head, started: now), last: true)
         }
-        receiving = Receiving(head: head, body: nil, keepAlive: keepAlive, started: now)
+        receiving = Receiving(head: head, body: nil, keepAlive: keepAlive, started: now, bodyLimit: bodyLimit)
         return .none
     }
 
     /// A piece of the body arrived.
     mutating func bodyReceived(_ chunk: ByteBuffer) -> Action {
         guard phase == .open, receiving != nil else { return .none }
-        if (receiving!.body?.readableBytes ?? 0) + chunk.readableBytes > maxBodyBytes {
+        if (receiving!.body?.readableBytes ?? 0) + chunk.readableBytes > receiving!.bodyLimit {
             let over = receiving!
             return enqueue(.tooLarge(over.head, started: over.started), last: true)
         }

@@ -18,6 +18,7 @@ enum Route: String, CaseIterable {
     case adminAudit = "/api/v1/admin/audit"
     case unmatched
 
+    static let adminPrefix = "/api/v1/admin/"
     static let adminPollsPrefix = "/api/v1/admin/polls/"
 
     /// Whether the template has a `{id}` segment (never matched literally). A switch, not a
@@ -65,7 +66,7 @@ enum Route: String, CaseIterable {
     var samplePath: String { rawValue.replacingOccurrences(of: "{id}", with: "p1") }
 
     /// Whether the route belongs to the admin API (credential, strict rate, audit log).
-    var isAdmin: Bool { rawValue.hasPrefix("/api/v1/admin/") }
+    var isAdmin: Bool { rawValue.hasPrefix(Self.adminPrefix) }
 
     /// Whether the route answers `method` (no array per request, unlike `methods`).
     func allows(_ method: HTTPMethod) -> Bool {
