@@ -24,10 +24,11 @@ public enum MongoServerKind: String, Sendable {
     case standalone
     case replicaSetPrimary
     case mongos
+    case loadBalancer
     case other
 
     /// Multi-document transactions exist on replica sets and sharded clusters only.
-    public var supportsTransactions: Bool { self == .replicaSetPrimary || self == .mongos }
+    public var supportsTransactions: Bool { self == .replicaSetPrimary || self == .mongos || self == .loadBalancer }
 }
 
 /// A thread-safe pool of driver clients for one connection string. Each thread that talks
@@ -137,6 +138,7 @@ public final class MongoClient {
         case "Standalone": return .standalone
         case "RSPrimary": return .replicaSetPrimary
         case "Mongos": return .mongos
+        case "LoadBalancer": return .loadBalancer
         default: return .other
         }
     }
@@ -179,16 +181,22 @@ public final class MongoSession {
         mongoc_client_session_destroy(handle)
     }
 
-    /// Starts a transaction whose commit waits for a majority of the replica set.
+    /// Starts a transaction that reads a snapshot (read concern `snapshot`, what reads in a
+    /// transaction are documented to guarantee) and whose commit waits for a majority of
+    /// the replica set.
     public func startTransaction(majorityTimeoutMillis: Int32) throws(MongoError) {
         let options = mongoc_transaction_opts_new()
         let concern = mongoc_write_concern_new()
+        let readConcern = mongoc_read_concern_new()
         defer {
+            mongoc_read_concern_destroy(readConcern)
             mongoc_write_concern_destroy(concern)
             mongoc_transaction_opts_destroy(options)
         }
         mongoc_write_concern_set_wmajority(concern, majorityTimeoutMillis)
         mongoc_transaction_opts_set_write_concern(options, concern)
+        _ = mongoc_read_concern_set_level(readConcern, "snapshot")
+        mongoc_transaction_opts_set_read_concern(options, readConcern)
         var error = bson_error_t()
         guard mongoc_client_session_start_transaction(handle, options, &error) else { throw MongoError(error) }
     }

@@ -64,11 +64,16 @@ public struct MongoError: Error, CustomStringConvertible, Sendable, Equatable {
     /// "shutting down": a new primary will take the write.
     static let notPrimaryCodes: Set<UInt32> = [91, 189, 10107, 11600, 11602, 13435, 13436]
 
+    /// `WriteConflict`: another transaction wrote the same document first. The server
+    /// labels it `TransientTransactionError` inside a transaction; the code alone is
+    /// enough to run the transaction again.
+    static let writeConflict: UInt32 = 112
+
     /// The whole transaction may be retried: the server said so, or the primary went away,
     /// or the connection was lost before an answer came.
     public var isTransient: Bool {
         labels.contains("TransientTransactionError") || labels.contains("RetryableWriteError")
-            || Self.notPrimaryCodes.contains(code)
+            || Self.notPrimaryCodes.contains(code) || code == Self.writeConflict
             || domain == Domain.stream.rawValue || domain == Domain.serverSelection.rawValue
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import RabbitMQ
@@ -56,7 +57,9 @@ final class VoteConsumer: BlockingWorker {
                 if store == nil {
                     let opened = try configuration.store.open()
                     let guarantee = try opened.prepareForWriting()
-                    let metadata: Logger.Metadata = ["store": "\(configuration.store.kind.rawValue)", "location": "\(configuration.store.location)", "counting": "\(guarantee.rawValue)"]
+                    metrics.counting(guarantee)
+                    var metadata: Logger.Metadata = ["store": "\(configuration.store.kind.rawValue)", "location": "\(configuration.store.location)", "counting": "\(guarantee.rawValue)"]
+                    if configuration.store.kind == .mongodb { metadata["counter_shard"] = "\(configuration.store.counterShard)" }
                     if guarantee == .exactlyOnce {
                         logger.info("Store ready", metadata: metadata)
                     } else {
@@ -84,6 +87,9 @@ final class VoteConsumer: BlockingWorker {
                 rotation.failed()
                 sleep(backoff)
                 backoff = min(backoff * 2, .seconds(5))
+            } catch let error as StoreError where error.isPermanent {
+                logger.critical("The store refuses this consumer; stopping", metadata: ["error": "\(error)", "location": "\(configuration.store.location)"])
+                exit(78)  // EX_CONFIG: a supervisor's restarts meet the same refusal, logged each time
             } catch {
                 // The store failed: drop the connection too, so unacknowledged votes are redelivered.
                 logger.error("Store write failed; votes will be redelivered", metadata: ["error": "\(error)", "retry_in_ms": "\(backoff.wholeMilliseconds)"])
@@ -116,7 +122,7 @@ final class VoteConsumer: BlockingWorker {
     }
 
     private func prune(_ store: any VoteStore) {
-        let cutoff = Timestamp.nowMillis() - Int64(configuration.retentionHours) * 3_600_000
+        let cutoff = configuration.dedupWindow.pruneCutoff(nowMillis: Timestamp.nowMillis())
         do {
             let removed = try store.forgetVoteIDs(acceptedBefore: cutoff)
             if removed > 0 { logger.info("Forgot old vote ids", metadata: ["removed": "\(removed)"]) }
@@ -141,12 +147,20 @@ struct ConsumerMetrics: Sendable {
     private let counted = Counter(label: "paredao_consumer_votes_counted_total")
     private let duplicates = Counter(label: "paredao_consumer_duplicates_total")
     private let brokerGauge = Gauge(label: "paredao_consumer_broker_up")
+    private let storeRetries = Counter(label: "paredao_consumer_store_retries_total")
+    private let exactlyOnce = Gauge(label: "paredao_consumer_counting_exactly_once")
 
     func committed(batchSize size: Int, outcome: RecordOutcome, elapsed: Duration) {
         batchSize.record(size)
         commitLatency.recordNanoseconds(elapsed.wholeNanoseconds)
         counted.increment(by: outcome.counted)
         if outcome.duplicates > 0 { duplicates.increment(by: outcome.duplicates) }
+        if outcome.retries > 0 { storeRetries.increment(by: outcome.retries) }
+    }
+
+    /// What the store promised when it was opened: 1 exactly once, 0 at least once.
+    func counting(_ guarantee: CountingGuarantee) {
+        exactlyOnce.record(guarantee == .exactlyOnce ? 1 : 0)
     }
 
     /// A message sent to the dead-letter queue, by why (`undecodable`, `unknown_poll`, …).

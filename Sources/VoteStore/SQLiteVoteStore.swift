@@ -57,6 +57,10 @@ public final class SQLiteVoteStore: VoteStore {
         .exactlyOnce
     }
 
+    public func countingGuarantee() throws(StoreError) -> CountingGuarantee {
+        .exactlyOnce
+    }
+
     public func record(_ votes: [Vote]) throws(StoreError) -> RecordOutcome {
         struct Bucket: Hashable {
             var poll: String

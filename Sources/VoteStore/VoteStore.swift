@@ -1,14 +1,45 @@
 public import VoteShared
 import MongoDB
 
-/// What recording a batch did: votes newly counted, and repeats of ids already counted.
+/// What recording a batch did: votes newly counted, repeats of ids already counted, and
+/// how often the store ran the batch again after a transient error (a write conflict, a new
+/// primary, a lost connection) before it committed.
 public struct RecordOutcome: Sendable, Equatable {
     public var counted: Int
     public var duplicates: Int
+    public var retries: Int
 
-    public init(counted: Int, duplicates: Int) {
+    public init(counted: Int, duplicates: Int, retries: Int = 0) {
         self.counted = counted
         self.duplicates = duplicates
+        self.retries = retries
+    }
+}
+
+/// How long vote ids are kept to catch a redelivered vote.
+///
+/// The consumer refuses (dead-letters) a vote accepted more than `acceptedSeconds` ago; the
+/// ids of those it counts are kept `marginSeconds` longer than that (the TTL index, the
+/// prune). The margin covers what can pass between the consumer's age check and the commit
+/// that stores the id — the batch window and the store's retry budget — plus how far the
+/// clock that removes ids (mongod's TTL monitor, another consumer's prune) may run ahead of
+/// the consumer's. Without it, a vote checked at age R − 1 s whose id a prune removed
+/// before the commit is counted again when it is redelivered.
+public struct DedupWindow: Sendable, Equatable {
+    public var acceptedSeconds: Int
+    public var marginSeconds: Int
+
+    public init(acceptedSeconds: Int, marginSeconds: Int) {
+        self.acceptedSeconds = acceptedSeconds
+        self.marginSeconds = marginSeconds
+    }
+
+    /// How long an id is kept: the TTL index's `expireAfterSeconds`.
+    public var keptSeconds: Int { acceptedSeconds + marginSeconds }
+
+    /// Ids accepted before this (milliseconds since 1970) may be forgotten at `nowMillis`.
+    public func pruneCutoff(nowMillis: Int64) -> Int64 {
+        nowMillis - Int64(keptSeconds) * 1000
     }
 }
 
@@ -26,11 +57,14 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var operation: String
     public var code: Int
     public var message: String
+    /// Trying again cannot help (the store is not one this configuration may write to).
+    public var isPermanent: Bool
 
-    public init(operation: String, code: Int, message: String) {
+    public init(operation: String, code: Int, message: String, isPermanent: Bool = false) {
         self.operation = operation
         self.code = code
         self.message = message
+        self.isPermanent = isPermanent
     }
 
     public var description: String { "store \(operation) failed (\(code)): \(message)" }
@@ -38,8 +72,12 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 
 /// Where hourly buckets live. One owner at a time: implementations are not thread-safe.
 public protocol VoteStore: AnyObject {
-    /// Makes what writing needs (tables, indexes) and says what the store guarantees.
+    /// Makes what writing needs (tables, indexes) and says what the store guarantees; a
+    /// store that cannot count exactly once throws unless its configuration allows that.
     func prepareForWriting() throws(StoreError) -> CountingGuarantee
+
+    /// What the store guarantees, without writing anything (for `/readyz`).
+    func countingGuarantee() throws(StoreError) -> CountingGuarantee
 
     /// Adds each vote to its (poll, UTC hour, participant) bucket exactly once, in one
     /// transaction together with the votes' ids: a redelivered id is not counted again.
@@ -62,16 +100,29 @@ public struct StoreConfiguration: Sendable {
     public var kind: Kind
     public var sqlitePath: String
     public var mongoURL: String
-    /// How long vote ids are kept (the dedup window; MongoDB's TTL index).
+    /// How long vote ids are kept (the dedup window with its margin; MongoDB's TTL index).
     public var voteIDRetentionSeconds: Int
     /// The name the store's connections give the server (MongoDB's `appName`).
     public var appName: String
+    /// Which of a (poll, hour)'s counter documents this writer increments (MongoDB): one per
+    /// consumer, so that two consumers' transactions never write the same document.
+    public var counterShard: Int
+    /// MongoDB: write to a standalone server (no transactions, votes counted at least once)
+    /// instead of refusing to start.
+    public var allowStandalone: Bool
+    /// MongoDB: how long a batch is run again after transient errors before the error
+    /// reaches the consumer.
+    public var retryBudget: Duration
+
+    /// The counter shards a writer may use (`PAREDAO_COUNTER_SHARD`).
+    public static let counterShards = 0...1023
 
     /// `kind` is a store's name (`sqlite`, `mongodb`); an unknown name is an error of
     /// `PAREDAO_STORE`, a MongoDB URL the driver cannot parse one of `PAREDAO_MONGO_URL`.
     public init(
         kind: String, sqlitePath: String, mongoURL: String = "mongodb://127.0.0.1:27017/paredao?replicaSet=rs0",
-        voteIDRetentionSeconds: Int = 86_400, appName: String = "paredao"
+        voteIDRetentionSeconds: Int = 86_400, appName: String = "paredao",
+        counterShard: Int = 0, allowStandalone: Bool = false, retryBudget: Duration = .seconds(30)
     ) throws(ConfigurationError) {
         guard let known = Kind(rawValue: kind.lowercased()) else {
             throw ConfigurationError(key: "PAREDAO_STORE", message: "unknown store \"\(kind)\" (known: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -88,13 +139,16 @@ public struct StoreConfiguration: Sendable {
         self.mongoURL = mongoURL
         self.voteIDRetentionSeconds = voteIDRetentionSeconds
         self.appName = appName
+        self.counterShard = counterShard
+        self.allowStandalone = allowStandalone
+        self.retryBudget = retryBudget
     }
 
     /// Opens the store this configuration names.
     public func open() throws(StoreError) -> any VoteStore {
         switch kind {
         case .sqlite: try SQLiteVoteStore(path: sqlitePath)
-        case .mongodb: try MongoVoteStore(url: mongoURL, voteIDRetentionSeconds: voteIDRetentionSeconds, appName: appName)
+        case .mongodb: try openMongo()
         }
     }
 
@@ -103,8 +157,15 @@ public struct StoreConfiguration: Sendable {
     public func openPollStore() throws(StoreError) -> any PollStore {
         switch kind {
         case .sqlite: try SQLiteVoteStore(path: sqlitePath)
-        case .mongodb: try MongoVoteStore(url: mongoURL, voteIDRetentionSeconds: voteIDRetentionSeconds, appName: appName)
+        case .mongodb: try openMongo()
         }
+    }
+
+    private func openMongo() throws(StoreError) -> MongoVoteStore {
+        try MongoVoteStore(
+            url: mongoURL, voteIDRetentionSeconds: voteIDRetentionSeconds, appName: appName,
+            counterShard: counterShard, allowStandalone: allowStandalone, retry: .init(budget: retryBudget)
+        )
     }
 
     /// Where the store is, for logs (a MongoDB URL without its password).

@@ -130,6 +130,10 @@ final class JournaledStore: VoteStore {
         try sqlite.prepareForWriting()
     }
 
+    func countingGuarantee() throws(StoreError) -> CountingGuarantee {
+        try sqlite.countingGuarantee()
+    }
+
     func record(_ votes: [Vote]) throws(StoreError) -> RecordOutcome {
         if failsToCommit {
             journal.entries.append(.commitFailed)

@@ -26,6 +26,15 @@ struct MongoVoteStoreTests {
         ])
     }
 
+    @Test func aShardedHourDocumentGivesItsCountsAndABadShardIsRefused() throws {
+        let sharded = #"{"_id": "p1:1795352400:3", "poll": "p1", "hour": {"$date": {"$numberLong": "1795352400000"}}, "shard": 3, "votes": {"a": 2}}"#
+        #expect(try MongoVoteStore.hourlyCounts(in: document(sharded), pollID: "p1") == [HourlyCount(hourStart: hour / 1000, participantID: "a", votes: 2)])
+        for shard in ["-1", "1024", #""3""#, "1.5"] {
+            let bad = try document(#"{"_id": "x", "poll": "p1", "hour": {"$date": {"$numberLong": "1795352400000"}}, "shard": \#(shard), "votes": {"a": 2}}"#)
+            #expect(throws: StoreError.self, "shard \(shard)") { try MongoVoteStore.hourlyCounts(in: bad, pollID: "p1") }
+        }
+    }
+
     @Test(arguments: [
         ("another poll", #"{"_id": "x", "poll": "p2", "hour": {"$date": {"$numberLong": "1795352400000"}}, "votes": {"a": 1}}"#),
         ("no poll", #"{"_id": "x", "hour": {"$date": {"$numberLong": "1795352400000"}}, "votes": {"a": 1}}"#),
@@ -51,16 +60,25 @@ struct MongoVoteStoreTests {
         #expect(commands.counterUpserts == 3)
     }
 
-    @Test func noServerIsAStoreErrorAfterTheRetries() throws {
+    @Test func noServerIsAStoreErrorWhenTheBudgetIsSpent() throws {
         let store = try MongoVoteStore(
             url: "mongodb://127.0.0.1:1/paredao?serverSelectionTimeoutMS=100&connectTimeoutMS=100", voteIDRetentionSeconds: 3600, appName: "test",
-            retry: .init(attempts: 2, firstBackoff: .milliseconds(10), maxBackoff: .milliseconds(10), commitAttempts: 2)
+            retry: .init(budget: .seconds(2), firstBackoff: .milliseconds(10), maxBackoff: .milliseconds(10))
         )
+        // Finding the server's kind is not retried (the consumer reopens the store itself).
         let error = #expect(throws: StoreError.self) {
             try store.record([Vote(id: .random(), pollID: "p1", participantID: "a", acceptedAtMillis: hour)])
         }
         #expect(error?.message.contains("mongodb error 15.") == true)
         #expect(throws: StoreError.self) { try store.hourlyCounts(pollID: "p1") }
+    }
+
+    @Test func theRetryPauseIsJitteredBetweenHalfTheBackoffAndAllOfIt() {
+        let policy = MongoVoteStore.RetryPolicy(budget: .seconds(1), firstBackoff: .milliseconds(100), maxBackoff: .seconds(1))
+        let pauses = (0..<1000).map { _ in policy.pause(.milliseconds(100)) }
+        #expect(pauses.allSatisfy { $0 >= .milliseconds(50) && $0 <= .milliseconds(100) })
+        // Two writers that failed together do not pause alike.
+        #expect(Set(pauses.map(\.components.attoseconds)).count > 900)
     }
 
     @Test func configurationRefusesAnUnparsableURL() {
@@ -111,8 +129,13 @@ struct BSONWrapperTests {
     }
 
     @Test func whatIsRetried() {
-        #expect(MongoError(domain: 17, code: 112, message: "WriteConflict", labels: ["TransientTransactionError"]).isTransient)
+        // Each rule on its own: the write-conflict code, the label on any code, a not-primary code.
+        #expect(MongoError(domain: 17, code: 112, message: "WriteConflict").isTransient)
+        #expect(MongoError(domain: 17, code: 2, message: "whatever", labels: ["TransientTransactionError"]).isTransient)
+        #expect(MongoError(domain: 17, code: 2, message: "whatever", labels: ["RetryableWriteError"]).isTransient)
         #expect(MongoError(domain: 17, code: 10107, message: "not primary").isTransient)
+        // An error after a standalone batch's counters were sent is never retried.
+        #expect(!MongoError(domain: 0, code: 0, message: "counters may have been added").isTransient)
         #expect(MongoError(domain: 2, code: 4, message: "socket error").isTransient)
         #expect(MongoError(domain: 15, code: 13053, message: "No suitable servers").isTransient)
         #expect(!MongoError(domain: 17, code: 2, message: "BadValue").isTransient)

@@ -91,6 +91,26 @@ struct StoreContractTests {
     }
 
     @Test(arguments: StoreFixture.all)
+    func anIDOutlivesTheWindowByItsMarginEvenForAPruneWhoseClockRunsAhead(_ fixture: StoreFixture) throws {
+        try withStore(fixture) { open in
+            let store = try open()
+            let window = DedupWindow(acceptedSeconds: 3600, marginSeconds: 900)
+            let now = hour + 10 * 3_600_000
+            // Checked by the consumer at age R − 1 s; a vote long past the window and its margin.
+            let edge = vote("a", at: now - 3_599_000)
+            let gone = vote("b", at: now - 4_501_000)
+            #expect(try store.record([edge, gone]) == RecordOutcome(counted: 2, duplicates: 0))
+            // Another consumer prunes with a clock 899 s ahead: the edge id stays.
+            #expect(try store.forgetVoteIDs(acceptedBefore: window.pruneCutoff(nowMillis: now + 899_000)) == 1)
+            #expect(try store.record([edge]) == RecordOutcome(counted: 0, duplicates: 1))
+            // Without the margin the same prune would have forgotten it.
+            #expect(DedupWindow(acceptedSeconds: 3600, marginSeconds: 0).pruneCutoff(nowMillis: now + 899_000) > edge.acceptedAtMillis)
+            #expect(try store.forgetVoteIDs(acceptedBefore: window.pruneCutoff(nowMillis: now + 905_000)) == 1, "a clock more than the margin ahead forgets it")
+            #expect(try store.record([edge]) == RecordOutcome(counted: 1, duplicates: 0))
+        }
+    }
+
+    @Test(arguments: StoreFixture.all)
     func anEmptyBatchChangesNothing(_ fixture: StoreFixture) throws {
         try withStore(fixture) { open in
             let store = try open()

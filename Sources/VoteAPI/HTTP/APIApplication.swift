@@ -91,7 +91,8 @@ final class APIApplication: Sendable {
             if let pollsProblem { reasons.append("polls are not readable: \(pollsProblem)") }
             if let storeProblem { reasons.append("store is not readable: \(storeProblem)") }
             guard reasons.isEmpty else { return APIResponse(error: .notReady(reasons)) }
-            return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"}"#.utf8))
+            let counting = self.totals.counting.map { #","counting":"\#($0.rawValue)""# } ?? ""
+            return APIResponse(status: .ok, body: Array(#"{"status":"ready","broker":"up","store":"readable"\#(counting)}"#.utf8))
         }
     }
 }

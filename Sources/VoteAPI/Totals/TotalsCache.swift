@@ -134,6 +134,10 @@ final class TotalsStoreReader: Sendable {
     private let configuration: StoreConfiguration
     private let pool: NIOThreadPool
     private let box = StoreBox()
+    private let guarantee = Mutex<CountingGuarantee?>(nil)
+
+    /// What the store promised when it was last opened (`/readyz` says it).
+    var counting: CountingGuarantee? { guarantee.withLock { $0 } }
 
     init(store: StoreConfiguration) {
         configuration = store
@@ -147,6 +151,8 @@ final class TotalsStoreReader: Sendable {
             body { () throws(StoreError) -> any VoteStore in
                 if let open = box.store { return open }
                 let opened = try configuration.open()
+                let promise = try opened.countingGuarantee()
+                guarantee.withLock { $0 = promise }
                 box.store = opened
                 return opened
             }
@@ -205,6 +211,8 @@ final class TotalsBoard: TotalsReading {
     func refreshIfStale(_ poll: Poll) {
         cache(of: poll).refreshIfStale()
     }
+
+    var counting: CountingGuarantee? { reader.counting }
 
     func shutdown() async {
         await reader.shutdown()

@@ -1,6 +1,7 @@
 import NIOCore
 import ServiceLifecycle
 import VoteShared
+import VoteStore
 
 /// The totals of a poll as the vote path reads them: a snapshot at once for a vote's
 /// answer, a future for `/total`, and whether the store can be read for `/readyz`.
@@ -13,6 +14,8 @@ protocol TotalsReading: Sendable {
     func snapshot(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<TotalsSnapshot>
     /// `nil` when the store can be read, else what went wrong.
     func storeProblem(of poll: Poll, on eventLoop: any EventLoop) -> EventLoopFuture<String?>
+    /// What the store promises about a redelivered vote, once it has been asked.
+    var counting: CountingGuarantee? { get }
 }
 
 /// A rendered snapshot (a class: every vote's answer takes it, and one reference is
