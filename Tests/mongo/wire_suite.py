@@ -425,6 +425,7 @@ def check_id_upserts(request, votes, first_in_transaction=True):
     expect(doc.get("autocommit") is False, "ids update is not autocommit: false")
     if first_in_transaction:
         expect(doc.get("startTransaction") is True, "first command of the transaction lacks startTransaction: true")
+        expect((doc.get("readConcern") or {}).get("level") == "snapshot", f"the transaction's read concern is {doc.get('readConcern')}, expected snapshot")
     expect("writeConcern" not in doc, "a command inside a transaction carries its own writeConcern")
     updates = doc["updates"]
     expect(len(updates) == len(votes), f"{len(updates)} id upserts for {len(votes)} votes")
