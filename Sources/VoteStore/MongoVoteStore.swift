@@ -328,15 +328,16 @@ public final class MongoVoteStore: VoteStore {
     /// while the next attempt can start before `deadline`; counts the attempts in `retries`.
     private func retrying<T>(_ operation: String, until deadline: ContinuousClock.Instant, retries: inout Int, _ body: (inout Int) throws(MongoError) -> T) throws(StoreError) -> T {
         var backoff = retry.firstBackoff
+        var pause = retry.pause(backoff)
         while true {
             do {
                 return try body(&retries)
-            } catch where error.isTransient && ContinuousClock.now + retry.pause(backoff) < deadline {
-                let pause = retry.pause(backoff)
+            } catch where error.isTransient && ContinuousClock.now + pause < deadline {
                 retries += 1
                 logger.warning("MongoDB write failed; retrying", metadata: ["error": "\(error)", "retries": "\(retries)", "retry_in_ms": "\(pause.wholeMilliseconds)"])
                 Thread.sleep(forTimeInterval: pause.timeInterval)
                 backoff = min(backoff * 2, retry.maxBackoff)
+                pause = retry.pause(backoff)
             } catch {
                 let after = retries == 0 ? "" : " (after \(retries) retries)"
                 throw StoreError(operation: operation, code: Int(error.code), message: error.description + after)
